@@ -1,0 +1,1 @@
+"""Herd's control plane: the API, the domain model and the `herd` command."""

@@ -1,0 +1,51 @@
+"""The FastAPI application: API, operations endpoints and (later) the web
+pages, assembled from each domain's router."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, FastAPI
+
+from controlplane.audit.routes import router as audit_router
+from controlplane.billing.routes import router as plans_router
+from controlplane.fleet.routes import router as hosts_router
+from controlplane.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from controlplane.ops.health import router as health_router
+from controlplane.ops.metrics import register_collectors
+from controlplane.ops.metrics import router as metrics_router
+from controlplane.problems import install_problem_handlers
+from controlplane.servers.routes import router as servers_router
+from controlplane.settings import get_settings
+from controlplane.tenancy.routes import router as tenancy_router
+from controlplane.tokens.routes import router as tokens_router
+
+API_PREFIX = "/api/v1"
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = FastAPI(
+        title="Herd",
+        version="0.1.0",
+        summary="Control plane for hosting providers that run Mastodon for organisations.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        tenancy_router, servers_router, tokens_router, plans_router, hosts_router, audit_router
+    ):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
+    install_problem_handlers(app)
+    # Starlette runs the last added middleware first: the request context
+    # wraps everything, so even a refused oversize body gets an id and a metric.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    register_collectors()
+    return app

@@ -1,0 +1,1 @@
+"""The hosts that run servers (and later releases and rollouts)."""

@@ -1,0 +1,22 @@
+"""Every table, imported in one place so SQLModel.metadata knows them all
+(Alembic's autogenerate and the test fixtures read it)."""
+
+from controlplane.audit.models import AuditEntry
+from controlplane.billing.models import Plan
+from controlplane.fleet.models import Host
+from controlplane.servers.models import Server, ServerEvent
+from controlplane.tenancy.models import Invitation, Membership, Organisation, User
+from controlplane.tokens.models import ApiToken
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Host",
+    "Invitation",
+    "Membership",
+    "Organisation",
+    "Plan",
+    "Server",
+    "ServerEvent",
+    "User",
+]

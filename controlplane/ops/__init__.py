@@ -1,0 +1,1 @@
+"""Operating Herd itself: health, readiness and metrics."""

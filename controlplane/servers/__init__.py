@@ -1,0 +1,1 @@
+"""Mastodon servers ordered by organisations, and their lifecycle."""

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from controlplane.auth.principal import Principal
+from controlplane.deps import PageDep, PrincipalDep, SessionDep
+from controlplane.pagination import Page
+from controlplane.servers import service
+from controlplane.servers.domains import unicode_form
+from controlplane.servers.lifecycle import ServerState
+from controlplane.servers.schemas import (
+    OptionalReason,
+    ServerEventOut,
+    ServerOrder,
+    ServerOut,
+    ServerUpdate,
+    StateChange,
+)
+from controlplane.servers.service import ServerFilter, ServerView
+
+router = APIRouter(tags=["servers"])
+
+
+def _out(view: ServerView, principal: Principal) -> ServerOut:
+    server = view.server
+    return ServerOut(
+        **server.model_dump(exclude={"plan_id", "host_id"}),
+        domain_unicode=unicode_form(server.domain),
+        plan=view.plan_code,
+        # Where a server runs is the provider's business, not the customer's.
+        host_id=server.host_id if principal.is_staff else None,
+    )
+
+
+def _filters(
+    organisation_id: Annotated[uuid.UUID | None, Query()] = None,
+    state: Annotated[list[ServerState] | None, Query(max_length=10)] = None,
+    plan: Annotated[str | None, Query(max_length=40)] = None,
+    host_id: Annotated[uuid.UUID | None, Query(description="staff only")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="part of the domain")] = None,
+) -> ServerFilter:
+    return ServerFilter(
+        organisation_id=organisation_id, states=state or (), plan=plan, host_id=host_id,
+        domain_contains=q,
+    )
+
+
+@router.get("/servers", response_model=Page[ServerOut])
+def list_servers(
+    principal: PrincipalDep,
+    session: SessionDep,
+    page: PageDep,
+    organisation_id: Annotated[uuid.UUID | None, Query()] = None,
+    state: Annotated[list[ServerState] | None, Query(max_length=10)] = None,
+    plan: Annotated[str | None, Query(max_length=40)] = None,
+    host_id: Annotated[uuid.UUID | None, Query(description="staff only")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="part of the domain")] = None,
+) -> Page[ServerOut]:
+    filters = _filters(organisation_id, state, plan, host_id, q)
+    views, cursor = service.list_servers(session, principal, filters, page)
+    return Page(items=[_out(v, principal) for v in views], next_cursor=cursor)
+
+
+@router.get("/organisations/{org_id}/servers", response_model=Page[ServerOut])
+def list_organisation_servers(
+    org_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    page: PageDep,
+    state: Annotated[list[ServerState] | None, Query(max_length=10)] = None,
+    plan: Annotated[str | None, Query(max_length=40)] = None,
+    q: Annotated[str | None, Query(max_length=100, description="part of the domain")] = None,
+) -> Page[ServerOut]:
+    filters = _filters(None, state, plan, None, q)
+    views, cursor = service.list_organisation_servers(session, principal, org_id, filters, page)
+    return Page(items=[_out(v, principal) for v in views], next_cursor=cursor)
+
+
+@router.post("/organisations/{org_id}/servers", response_model=ServerOut, status_code=201)
+def order_server(
+    org_id: uuid.UUID, data: ServerOrder, principal: PrincipalDep, session: SessionDep
+) -> ServerOut:
+    return _out(service.order(session, principal, org_id, data), principal)
+
+
+@router.get("/servers/{server_id}", response_model=ServerOut)
+def get_server(server_id: uuid.UUID, principal: PrincipalDep, session: SessionDep) -> ServerOut:
+    return _out(service.get(session, principal, server_id), principal)
+
+
+@router.patch("/servers/{server_id}", response_model=ServerOut)
+def update_server(
+    server_id: uuid.UUID, data: ServerUpdate, principal: PrincipalDep, session: SessionDep
+) -> ServerOut:
+    return _out(service.update_settings(session, principal, server_id, data), principal)
+
+
+@router.post("/servers/{server_id}/cancel", response_model=ServerOut)
+def cancel_server(
+    server_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    data: OptionalReason | None = None,
+) -> ServerOut:
+    reason = data.reason if data else None
+    return _out(service.cancel(session, principal, server_id, reason), principal)
+
+
+@router.post("/servers/{server_id}/suspend", response_model=ServerOut)
+def suspend_server(
+    server_id: uuid.UUID, data: StateChange, principal: PrincipalDep, session: SessionDep
+) -> ServerOut:
+    view = service.staff_transition(session, principal, server_id, "suspend", data.reason)
+    return _out(view, principal)
+
+
+@router.post("/servers/{server_id}/resume", response_model=ServerOut)
+def resume_server(
+    server_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    data: OptionalReason | None = None,
+) -> ServerOut:
+    reason = data.reason if data else None
+    view = service.staff_transition(session, principal, server_id, "resume", reason)
+    return _out(view, principal)
+
+
+@router.get("/servers/{server_id}/events", response_model=Page[ServerEventOut])
+def list_server_events(
+    server_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep
+) -> Page[ServerEventOut]:
+    items, cursor = service.list_events(session, principal, server_id, page)
+    return Page(items=[ServerEventOut.model_validate(e) for e in items], next_cursor=cursor)

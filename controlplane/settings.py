@@ -1,0 +1,85 @@
+"""Settings from `HERD_*` environment variables, with embedded defaults.
+
+The defaults run Herd on one machine with no services: SQLite under the data
+directory, Celery over a SQLAlchemy/SQLite broker, and a secret key generated
+on first start. A production deployment points the URLs at PostgreSQL and
+Redis or RabbitMQ.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values people paste from examples; refusing them outside development keeps a
+# copied tutorial from becoming a production key.
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "xxx", "todo"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERD_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    broker_url: str | None = None
+    result_backend: str | None = None
+    # The key that encrypts secrets at rest. Read from HERD_SECRET_KEY, else from
+    # secret_key_file, else generated into that file on first start.
+    secret_key: str | None = Field(default=None, repr=False)
+    secret_key_file: Path | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = 1_048_576
+    default_page_size: int = 50
+    max_page_size: int = 500
+    token_max_days: int = 366
+    invitation_days: int = 14
+    # Domains no customer may order, besides the IANA special-use names:
+    # typically the provider's own zone.
+    reserved_domains: list[str] = Field(default_factory=list)
+    readiness_cache_seconds: float = 5.0
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if (
+            self.environment == "production"
+            and self.secret_key is not None
+            and self.secret_key.strip().lower() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError("HERD_SECRET_KEY is a placeholder; generate a real key")
+        if self.environment == "production" and self.database_url is None:
+            raise ValueError("HERD_DATABASE_URL must be set in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'herd.sqlite3'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.sqlite3'}"
+
+    @property
+    def resolved_result_backend(self) -> str:
+        return self.result_backend or f"db+sqlite:///{self.data_dir / 'results.sqlite3'}"
+
+    @property
+    def resolved_secret_key_file(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret.key"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

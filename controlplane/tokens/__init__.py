@@ -1,0 +1,1 @@
+"""API tokens: bearer secrets for automation, stored only as digests."""

@@ -1,0 +1,225 @@
+"""Every endpoint, tried by every kind of caller, gets exactly the answer it
+should. The table below is the policy written out by hand; the test also
+checks that it lists every operation in the OpenAPI document, so a new
+endpoint cannot ship without a line here.
+
+Rules for refusals: no token, an expired or a revoked token → 401; a
+read-only token on a change → 403; someone who cannot see the organisation
+→ 404 (never 403, which would confirm it exists); someone who can see it but
+lacks the role → 403; staff-only endpoints → 403 for everyone else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from tests.conftest import Database
+from tests.factories import PRINCIPALS, World, build_world, fingerprint
+
+READERS = "owner admin billing viewer operator staff_admin readonly"
+ANYONE = "owner admin billing viewer outsider operator staff_admin staff_without_scope readonly"
+CAN_SEE_ORG = frozenset(READERS.split())
+BROKEN = frozenset({"anonymous", "expired", "revoked"})
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    allowed: frozenset[str]
+    status: int
+    kind: str  # "org": outsiders get 404; "global": refused is 403; "public": no auth
+    body: Callable[[World], dict[str, Any]] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def url(self, world: World) -> str:
+        path = self.path
+        for key, value in world.ids.items():
+            path = path.replace("{" + key + "}", str(value))
+        return path
+
+    def expected(self, principal: str) -> int:
+        if principal in self.allowed:
+            return self.status
+        if principal in BROKEN:
+            return 401
+        if principal == "readonly" and self.method != "GET":
+            return 403
+        if self.kind == "org" and principal not in CAN_SEE_ORG:
+            return 404
+        return 403
+
+
+def case(
+    method: str,
+    path: str,
+    allowed: str,
+    status: int = 200,
+    kind: str = "org",
+    body: Callable[[World], dict[str, Any]] | None = None,
+) -> Case:
+    names = frozenset(allowed.split())
+    if method != "GET":
+        names -= {"readonly"}
+    prefix = "" if kind == "public" else "/api/v1"
+    return Case(method, prefix + path, names, status, kind, body)
+
+
+CHANGE_ORG = "owner admin staff_admin"
+STAFF = "operator staff_admin"
+
+CASES = [
+    case("GET", "/me", ANYONE, kind="global"),
+    case("GET", "/organisations", ANYONE, kind="global"),
+    case(
+        "POST",
+        "/organisations",
+        ANYONE,
+        201,
+        "global",
+        lambda w: {"name": "New Org", "slug": "new-org"},
+    ),
+    case("GET", "/organisations/{org}", READERS),
+    case("PATCH", "/organisations/{org}", CHANGE_ORG, body=lambda w: {"name": "Renamed"}),
+    case("GET", "/organisations/{org}/members", READERS),
+    case(
+        "PATCH",
+        "/organisations/{org}/members/{spare_user}",
+        CHANGE_ORG,
+        body=lambda w: {"role": "billing"},
+    ),
+    case("DELETE", "/organisations/{org}/members/{spare_user}", CHANGE_ORG, 204),
+    case("GET", "/organisations/{org}/invitations", READERS),
+    case(
+        "POST",
+        "/organisations/{org}/invitations",
+        CHANGE_ORG,
+        201,
+        body=lambda w: {"email": "someone@example-herd.org", "role": "viewer"},
+    ),
+    case("DELETE", "/organisations/{org}/invitations/{invitation}", CHANGE_ORG),
+    case("GET", "/organisations/{org}/servers", READERS),
+    case(
+        "POST",
+        "/organisations/{org}/servers",
+        CHANGE_ORG,
+        201,
+        body=lambda w: {"domain": "fresh.org-a-herd.social", "plan": "small", "title": "Fresh"},
+    ),
+    case("GET", "/organisations/{org}/tokens", "owner admin operator staff_admin readonly"),
+    case("GET", "/organisations/{org}/audit", "owner admin operator staff_admin readonly"),
+    case("GET", "/servers", ANYONE, kind="global"),
+    case("GET", "/servers/{server}", READERS),
+    case("PATCH", "/servers/{server}", CHANGE_ORG, body=lambda w: {"title": "Retitled"}),
+    case("GET", "/servers/{server}/events", READERS),
+    case("POST", "/servers/{requested_server}/cancel", CHANGE_ORG, body=lambda w: {}),
+    case(
+        "POST",
+        "/servers/{server}/suspend",
+        STAFF,
+        kind="global",
+        body=lambda w: {"reason": "abuse report 42"},
+    ),
+    case("POST", "/servers/{suspended_server}/resume", STAFF, kind="global", body=lambda w: {}),
+    case("GET", "/tokens", ANYONE, kind="global"),
+    case(
+        "POST",
+        "/tokens",
+        ANYONE,
+        201,
+        "global",
+        body=lambda w: {"name": "ci", "scopes": ["read"]},
+    ),
+    case("DELETE", "/tokens/{org_token}", CHANGE_ORG),
+    case("GET", "/plans", ANYONE, kind="global"),
+    case("GET", "/plans/{plan}", ANYONE, kind="global"),
+    case(
+        "POST",
+        "/plans",
+        "staff_admin",
+        201,
+        "global",
+        lambda w: {
+            "code": "medium",
+            "name": "Medium",
+            "monthly_price_cents": 9900,
+            "max_users": 2000,
+            "storage_gb": 200,
+        },
+    ),
+    case("PATCH", "/plans/{plan}", "staff_admin", kind="global", body=lambda w: {"name": "S"}),
+    case("GET", "/hosts", STAFF, kind="global"),
+    case(
+        "POST",
+        "/hosts",
+        STAFF,
+        201,
+        "global",
+        lambda w: {"name": "h2", "address": "127.0.0.1", "ssh_port": 2202, "capacity": 4},
+    ),
+    case("GET", "/hosts/{host}", STAFF, kind="global"),
+    case("PATCH", "/hosts/{host}", STAFF, kind="global", body=lambda w: {"capacity": 8}),
+    case("DELETE", "/hosts/{empty_host}", STAFF, 204, "global"),
+    case("GET", "/audit", STAFF, kind="global"),
+    case("GET", "/healthz", " ".join(PRINCIPALS), kind="public"),
+    case("GET", "/healthz/live", " ".join(PRINCIPALS), kind="public"),
+]
+# Accepting an invitation is open to callers without a token by design; its
+# rules are tested on their own in test_invitations.py.
+SEPARATELY_TESTED = {"POST /api/v1/invitations/accept"}
+
+
+def _normalise(path: str) -> str:
+    import re
+
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def test_the_table_covers_every_operation(client: TestClient) -> None:
+    documented = {
+        f"{method.upper()} {_normalise(path)}"
+        for path, operations in client.get("/openapi.json").json()["paths"].items()
+        for method in operations
+    }
+    tabled = {f"{c.method} {_normalise(c.path)}" for c in CASES} | {
+        _normalise(name) for name in SEPARATELY_TESTED
+    }
+    assert documented - tabled == set(), "endpoints missing from the access table"
+    assert tabled - documented == set(), "table lists endpoints that do not exist"
+
+
+def _call(client: TestClient, c: Case, world: World, principal: str) -> Any:
+    return client.request(
+        c.method,
+        c.url(world),
+        headers=world.headers(principal),
+        json=c.body(world) if c.body else None,
+    )
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: c.name)
+def test_access(c: Case, client: TestClient, engine: Engine, database: Database) -> None:
+    world = build_world(engine)
+    before = fingerprint(engine)
+    for principal in PRINCIPALS:
+        if principal in c.allowed:
+            continue
+        response = _call(client, c, world, principal)
+        assert response.status_code == c.expected(principal), (principal, response.text)
+        assert response.headers["content-type"] == "application/problem+json", principal
+    assert fingerprint(engine) == before, "a refused request changed the database"
+
+    for principal in sorted(c.allowed):
+        database.reset()
+        world = build_world(engine)
+        response = _call(client, c, world, principal)
+        assert response.status_code == c.status, (principal, response.text)
