@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from controlplane.audit.routes import router as audit_router
 from controlplane.billing.routes import router as plans_router
@@ -20,8 +20,6 @@ from controlplane.settings import get_settings
 from controlplane.tenancy.routes import router as tenancy_router
 from controlplane.tokens.routes import router as tokens_router
 
-API_PREFIX = "/api/v1"
-
 
 def create_app() -> FastAPI:
     settings = get_settings()
@@ -34,14 +32,19 @@ def create_app() -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
-    api = APIRouter(prefix=API_PREFIX)
+    # Each router carries the /api/v1 prefix itself, so a route's own path is
+    # its full template (metrics label requests with it).
     for router in (
-        tenancy_router, servers_router, tokens_router, plans_router, hosts_router, audit_router
+        tenancy_router,
+        servers_router,
+        tokens_router,
+        plans_router,
+        hosts_router,
+        audit_router,
+        health_router,
+        metrics_router,
     ):
-        api.include_router(router)
-    app.include_router(api)
-    app.include_router(health_router)
-    app.include_router(metrics_router)
+        app.include_router(router)
     install_problem_handlers(app)
     # Starlette runs the last added middleware first: the request context
     # wraps everything, so even a refused oversize body gets an id and a metric.

@@ -16,6 +16,7 @@ from controlplane.pagination import PageRequest, page_request
 from controlplane.problems import Unauthenticated
 from controlplane.tokens import service as tokens
 
+API_PREFIX = "/api/v1"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -85,7 +85,9 @@ class BodyLimitMiddleware:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             response = problem_response(
-                413, "payload-too-large", "Request body too large",
+                413,
+                "payload-too-large",
+                "Request body too large",
                 f"the body exceeds {self.max_bytes} bytes",
             )
             await response(scope, receive, send)

@@ -8,8 +8,8 @@ on it, never on `title` or `detail`.
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -114,17 +114,25 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     ]
     if any(error["kind"] == "json_invalid" for error in errors):
         return problem_response(
-            400, "malformed-json", "Malformed JSON", "the request body is not valid JSON"
+            400, "malformed-body", "Malformed body", "the request body is not valid JSON"
         )
     return problem_response(
-        422, "invalid-input", "Invalid input", "the request does not match the schema",
+        422,
+        "invalid-input",
+        "Invalid input",
+        "the request does not match the schema",
         errors=json.loads(json.dumps(errors, default=str)),
     )
 
 
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    kinds = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+    kinds = {
+        400: "malformed-body",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "payload-too-large",
+    }
     try:
         title = HTTPStatus(exc.status_code).phrase
     except ValueError:

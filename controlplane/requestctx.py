@@ -6,9 +6,7 @@ import contextvars
 import re
 import uuid
 
-_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 # A caller's id is kept only when it is short and plain, so a header cannot
 # smuggle text into logs or the audit trail.
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

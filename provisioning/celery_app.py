@@ -14,8 +14,9 @@ from controlplane.settings import Settings, get_settings
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    app = Celery("herd", broker=settings.resolved_broker_url,
-                 backend=settings.resolved_result_backend)
+    app = Celery(
+        "herd", broker=settings.resolved_broker_url, backend=settings.resolved_result_backend
+    )
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from controlplane.audit import service
-from controlplane.deps import PageDep, PrincipalDep, SessionDep
+from controlplane.deps import API_PREFIX, PageDep, PrincipalDep, SessionDep
 from controlplane.pagination import Page
 from controlplane.schemas import Output
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(prefix=API_PREFIX, tags=["audit"])
 
 
 class AuditEntryOut(Output):

@@ -88,8 +88,14 @@ STAFF_ROLE_PERMS: dict[StaffRole, frozenset[StaffPerm]] = {
 # members is the customer's call, except for a staff admin.
 STAFF_ORG_PERMS: dict[StaffRole, frozenset[Perm]] = {
     StaffRole.operator: frozenset(
-        {Perm.org_read, Perm.members_read, Perm.servers_read, Perm.billing_read, Perm.audit_read,
-         Perm.tokens_audit}
+        {
+            Perm.org_read,
+            Perm.members_read,
+            Perm.servers_read,
+            Perm.billing_read,
+            Perm.audit_read,
+            Perm.tokens_audit,
+        }
     ),
     StaffRole.admin: frozenset(Perm),
 }

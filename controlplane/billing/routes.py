@@ -7,10 +7,10 @@ from fastapi import APIRouter, Query
 
 from controlplane.billing import service
 from controlplane.billing.schemas import PlanCreate, PlanOut, PlanUpdate
-from controlplane.deps import PageDep, PrincipalDep, SessionDep
+from controlplane.deps import API_PREFIX, PageDep, PrincipalDep, SessionDep
 from controlplane.pagination import Page
 
-router = APIRouter(tags=["plans"])
+router = APIRouter(prefix=API_PREFIX, tags=["plans"])
 
 
 @router.get("/plans", response_model=Page[PlanOut])

@@ -122,11 +122,20 @@ def staff_create(
         user.staff_role = staff_role
         session.add(user)
         _, plaintext = tokens.issue(
-            session, user, "cli bootstrap", {Scope.read, Scope.write, Scope.staff},
+            session,
+            user,
+            "cli bootstrap",
+            {Scope.read, Scope.write, Scope.staff},
             timedelta(days=token_days),
         )
         audit.record(
-            session, None, "staff.grant", "user", user.id, None, {"role": staff_role.value},
+            session,
+            None,
+            "staff.grant",
+            "user",
+            user.id,
+            None,
+            {"role": staff_role.value},
             actor_label="herd staff create",
         )
     typer.echo(f"staff {address} is {staff_role.value}")

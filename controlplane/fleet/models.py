@@ -31,7 +31,8 @@ class Host(SQLModel, table=True):
     capacity: int = 10
     labels: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
     state: HostState = Field(
-        default=HostState.active, sa_type=StrEnumType(HostState, 16)  # type: ignore[call-overload]
+        default=HostState.active,
+        sa_type=StrEnumType(HostState, 16),  # type: ignore[call-overload]
     )
     provider: str = Field(default="static", sa_type=String(20))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

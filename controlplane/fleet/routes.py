@@ -4,13 +4,13 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from controlplane.deps import PageDep, PrincipalDep, SessionDep
+from controlplane.deps import API_PREFIX, PageDep, PrincipalDep, SessionDep
 from controlplane.fleet import service
 from controlplane.fleet.schemas import HostCreate, HostOut, HostUpdate
 from controlplane.fleet.service import HostView
 from controlplane.pagination import Page
 
-router = APIRouter(tags=["hosts"])
+router = APIRouter(prefix=API_PREFIX, tags=["hosts"])
 
 
 def _out(view: HostView) -> HostOut:

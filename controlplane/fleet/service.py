@@ -72,7 +72,12 @@ def register_host(session: Session, principal: Principal, data: HostCreate) -> H
         )
     session.add(host)
     audit.record(
-        session, principal, "host.register", "host", host.id, None,
+        session,
+        principal,
+        "host.register",
+        "host",
+        host.id,
+        None,
         {"name": host.name, "address": host.address, "capacity": host.capacity},
     )
     return HostView(host, 0)

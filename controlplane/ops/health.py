@@ -78,6 +78,4 @@ def ready() -> JSONResponse:
     if all(value == "ok" for value in checks.values()):
         return JSONResponse({"status": "ok", "checks": checks})
     failing = ", ".join(name for name, value in checks.items() if value != "ok")
-    return problem_response(
-        503, "not-ready", "Not ready", f"unavailable: {failing}", checks=checks
-    )
+    return problem_response(503, "not-ready", "Not ready", f"unavailable: {failing}", checks=checks)

@@ -48,9 +48,7 @@ class FleetCollector(Collector):
         gauge = GaugeMetricFamily("herd_servers", "Servers by lifecycle state", labels=["state"])
         try:
             with Session(get_engine()) as session:
-                rows = session.exec(
-                    select(Server.state, func.count()).group_by(Server.state)
-                ).all()
+                rows = session.exec(select(Server.state, func.count()).group_by(Server.state)).all()
         except Exception:
             rows = []
         for state, count in rows:

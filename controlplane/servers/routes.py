@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from controlplane.auth.principal import Principal
-from controlplane.deps import PageDep, PrincipalDep, SessionDep
+from controlplane.deps import API_PREFIX, PageDep, PrincipalDep, SessionDep
 from controlplane.pagination import Page
 from controlplane.servers import service
 from controlplane.servers.domains import unicode_form
@@ -21,7 +21,7 @@ from controlplane.servers.schemas import (
 )
 from controlplane.servers.service import ServerFilter, ServerView
 
-router = APIRouter(tags=["servers"])
+router = APIRouter(prefix=API_PREFIX, tags=["servers"])
 
 
 def _out(view: ServerView, principal: Principal) -> ServerOut:
@@ -43,7 +43,10 @@ def _filters(
     q: Annotated[str | None, Query(max_length=100, description="part of the domain")] = None,
 ) -> ServerFilter:
     return ServerFilter(
-        organisation_id=organisation_id, states=state or (), plan=plan, host_id=host_id,
+        organisation_id=organisation_id,
+        states=state or (),
+        plan=plan,
+        host_id=host_id,
         domain_contains=q,
     )
 

@@ -62,9 +62,7 @@ def apply_event(
     try:
         target = target_state(event, current, actor)
     except TransitionRefused as refused:
-        raise InvalidTransition(
-            refused.reason, state=current.value, event=event
-        ) from refused
+        raise InvalidTransition(refused.reason, state=current.value, event=event) from refused
     now = utcnow()
     result = session.execute(
         update(Server)
@@ -75,12 +73,17 @@ def apply_event(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidTransition(
             "the server changed state meanwhile; reload it and try again",
-            state=current.value, event=event,
+            state=current.value,
+            event=event,
         )
     session.add(
         ServerEvent(
-            server_id=server.id, event=event, from_state=current, to_state=target,
-            reason=reason, actor=actor_label,
+            server_id=server.id,
+            event=event,
+            from_state=current,
+            to_state=target,
+            reason=reason,
+            actor=actor_label,
         )
     )
     server.state, server.state_reason = target, reason
@@ -134,12 +137,20 @@ def order(
         raise AlreadyExists(f"a server for {domain} has already been ordered") from exc
     session.add(
         ServerEvent(
-            server_id=server.id, event="order", from_state="", to_state=ServerState.requested,
+            server_id=server.id,
+            event="order",
+            from_state="",
+            to_state=ServerState.requested,
             actor=principal.label,
         )
     )
     audit.record(
-        session, principal, "server.order", "server", server.id, org_id,
+        session,
+        principal,
+        "server.order",
+        "server",
+        server.id,
+        org_id,
         {"domain": domain, "plan": plan.code},
     )
     return ServerView(server, plan.code)
@@ -171,8 +182,9 @@ def list_servers(
         statement = statement.where(Server.host_id == filters.host_id)
     if filters.domain_contains:
         pattern = filters.domain_contains.lower().replace("\\", "").replace("%", "")
-        statement = statement.where(col(Server.domain).contains(pattern.replace("_", "\\_"),
-                                                                 escape="\\"))
+        statement = statement.where(
+            col(Server.domain).contains(pattern.replace("_", "\\_"), escape="\\")
+        )
     rows = session.exec(paginate(statement, Server.id, page)).all()
     items, cursor = finish_page(rows, page, lambda row: row[0].id)
     return [ServerView(server, code) for server, code in items], cursor
@@ -213,7 +225,12 @@ def update_settings(
     server.updated_at = utcnow()
     session.add(server)
     audit.record(
-        session, principal, "server.update", "server", server.id, server.organisation_id,
+        session,
+        principal,
+        "server.update",
+        "server",
+        server.id,
+        server.organisation_id,
         {"fields": sorted(changes)},
     )
     return _view(session, server)
@@ -228,7 +245,12 @@ def cancel(
     actor = Actor.staff if principal.is_staff else Actor.customer
     apply_event(session, server, event, actor, principal.label, reason)
     audit.record(
-        session, principal, f"server.{event}", "server", server.id, server.organisation_id,
+        session,
+        principal,
+        f"server.{event}",
+        "server",
+        server.id,
+        server.organisation_id,
         {"reason": reason} if reason else {},
     )
     return _view(session, server)
@@ -242,7 +264,12 @@ def staff_transition(
     server = _visible_server(session, principal, server_id)
     apply_event(session, server, event, Actor.staff, principal.label, reason)
     audit.record(
-        session, principal, f"server.{event}", "server", server.id, server.organisation_id,
+        session,
+        principal,
+        f"server.{event}",
+        "server",
+        server.id,
+        server.organisation_id,
         {"reason": reason} if reason else {},
     )
     return _view(session, server)

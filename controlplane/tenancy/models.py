@@ -18,7 +18,8 @@ class User(SQLModel, table=True):
     email: str = Field(sa_type=String(254), unique=True, index=True)
     name: str = Field(default="", sa_type=String(200))
     staff_role: StaffRole | None = Field(
-        default=None, sa_type=StrEnumType(StaffRole, 16)  # type: ignore[call-overload]
+        default=None,
+        sa_type=StrEnumType(StaffRole, 16),  # type: ignore[call-overload]
     )
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

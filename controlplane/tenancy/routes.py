@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from controlplane.deps import OptionalPrincipalDep, PageDep, PrincipalDep, SessionDep
+from controlplane.deps import API_PREFIX, OptionalPrincipalDep, PageDep, PrincipalDep, SessionDep
 from controlplane.pagination import Page
 from controlplane.tenancy import service
 from controlplane.tenancy.models import Invitation, Membership, User
@@ -22,12 +22,15 @@ from controlplane.tenancy.schemas import (
     OrganisationUpdate,
 )
 
-router = APIRouter(tags=["organisations"])
+router = APIRouter(prefix=API_PREFIX, tags=["organisations"])
 
 
 def _member(membership: Membership, user: User) -> MemberOut:
     return MemberOut(
-        user_id=user.id, email=user.email, name=user.name, role=membership.role,
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=membership.role,
         joined_at=membership.created_at,
     )
 
@@ -37,7 +40,10 @@ def me(principal: PrincipalDep, session: SessionDep) -> MeOut:
     user = session.get(User, principal.user_id)
     assert user is not None
     return MeOut(
-        id=user.id, email=user.email, name=user.name, staff_role=principal.staff_role,
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        staff_role=principal.staff_role,
         organisations=principal.memberships,
     )
 

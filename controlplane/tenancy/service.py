@@ -74,8 +74,13 @@ def create_organisation(
         owner_id = principal.user_id
     session.add(Membership(organisation_id=organisation.id, user_id=owner_id, role=OrgRole.owner))
     audit.record(
-        session, principal, "organisation.create", "organisation", organisation.id,
-        organisation.id, {"slug": organisation.slug, "owner": str(owner_id)},
+        session,
+        principal,
+        "organisation.create",
+        "organisation",
+        organisation.id,
+        organisation.id,
+        {"slug": organisation.slug, "owner": str(owner_id)},
     )
     return organisation
 
@@ -90,7 +95,12 @@ def update_organisation(
         setattr(organisation, field, value)
     session.add(organisation)
     audit.record(
-        session, principal, "organisation.update", "organisation", org_id, org_id,
+        session,
+        principal,
+        "organisation.update",
+        "organisation",
+        org_id,
+        org_id,
         {"fields": sorted(changes)},
     )
     return organisation
@@ -148,7 +158,12 @@ def change_member_role(
     membership.role = role
     session.add(membership)
     audit.record(
-        session, principal, "member.role_change", "user", user_id, org_id,
+        session,
+        principal,
+        "member.role_change",
+        "user",
+        user_id,
+        org_id,
         {"from": before.value, "to": role.value},
     )
     user = session.get(User, user_id)
@@ -214,7 +229,12 @@ def create_invitation(
     )
     session.add(invitation)
     audit.record(
-        session, principal, "invitation.create", "invitation", invitation.id, org_id,
+        session,
+        principal,
+        "invitation.create",
+        "invitation",
+        invitation.id,
+        org_id,
         {"email": data.email, "role": data.role.value},
     )
     return invitation, plaintext
@@ -275,12 +295,21 @@ def accept_invitation(
         user = session.get(User, user_id)
         assert user is not None
         _, first_token = tokens.issue(
-            session, user, "first token", {Scope.read, Scope.write},
-            NEWCOMER_TOKEN_LIFETIME, invitation.organisation_id,
+            session,
+            user,
+            "first token",
+            {Scope.read, Scope.write},
+            NEWCOMER_TOKEN_LIFETIME,
+            invitation.organisation_id,
         )
     audit.record(
-        session, principal, "invitation.accept", "invitation", invitation.id,
-        invitation.organisation_id, {"role": invitation.role},
+        session,
+        principal,
+        "invitation.accept",
+        "invitation",
+        invitation.id,
+        invitation.organisation_id,
+        {"role": invitation.role},
         actor_label=None if principal else invitation.email,
     )
     return membership, first_token

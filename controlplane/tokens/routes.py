@@ -5,13 +5,13 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from controlplane.deps import PageDep, PrincipalDep, SessionDep
+from controlplane.deps import API_PREFIX, PageDep, PrincipalDep, SessionDep
 from controlplane.pagination import Page
 from controlplane.tokens import service
 from controlplane.tokens.models import ApiToken
 from controlplane.tokens.schemas import TokenCreate, TokenCreated, TokenOut
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(prefix=API_PREFIX, tags=["tokens"])
 
 
 def _out(token: ApiToken) -> TokenOut:
@@ -27,7 +27,11 @@ def list_tokens(principal: PrincipalDep, session: SessionDep, page: PageDep) -> 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
 def create_token(data: TokenCreate, principal: PrincipalDep, session: SessionDep) -> TokenCreated:
     token, plaintext = service.create_for_caller(
-        session, principal, data.name, set(data.scopes), timedelta(days=data.expires_in_days),
+        session,
+        principal,
+        data.name,
+        set(data.scopes),
+        timedelta(days=data.expires_in_days),
         data.organisation_id,
     )
     return TokenCreated(**_out(token).model_dump(), token=plaintext)

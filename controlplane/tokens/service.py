@@ -82,7 +82,12 @@ def create_for_caller(
     assert user is not None
     token, plaintext = issue(session, user, name, scopes, lifetime, organisation_id)
     audit.record(
-        session, principal, "token.create", "api_token", token.id, organisation_id,
+        session,
+        principal,
+        "token.create",
+        "api_token",
+        token.id,
+        organisation_id,
         {"name": name, "scopes": token.scopes, "expires_at": token.expires_at.isoformat()},
     )
     return token, plaintext
@@ -122,7 +127,12 @@ def revoke(session: Session, principal: Principal, token_id: uuid.UUID) -> ApiTo
         token.revoked_at = utcnow()
         session.add(token)
         audit.record(
-            session, principal, "token.revoke", "api_token", token.id, token.organisation_id,
+            session,
+            principal,
+            "token.revoke",
+            "api_token",
+            token.id,
+            token.organisation_id,
             {"name": token.name},
         )
     return token
@@ -166,9 +176,7 @@ def authenticate(session: Session, presented: str, now: datetime | None = None) 
         session.add(token)
 
     scopes = frozenset(Scope(s) for s in token.scopes if s in Scope.__members__)
-    staff_role = (
-        StaffRole(user.staff_role) if user.staff_role and Scope.staff in scopes else None
-    )
+    staff_role = StaffRole(user.staff_role) if user.staff_role and Scope.staff in scopes else None
     return Principal(
         user_id=user.id,
         label=user.email,
