@@ -16,8 +16,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from kombu import Connection
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from controlplane.db import get_engine
+from controlplane.db import engine_for, get_engine
 from controlplane.problems import problem_response
 from controlplane.settings import get_settings
 
@@ -38,16 +39,23 @@ def _check_database() -> str:
     try:
         with get_engine().connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as exc:
+    except SQLAlchemyError as exc:
         return f"error: {type(exc).__name__}"
     return "ok"
 
 
 def _check_broker() -> str:
+    url = get_settings().resolved_broker_url
     try:
-        with Connection(get_settings().resolved_broker_url, connect_timeout=2) as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:
+        if url.startswith("sqla+"):
+            # kombu's SQLAlchemy transport connects lazily and would report
+            # success for a database it cannot open; ask the database itself.
+            with engine_for(url.removeprefix("sqla+")).connect() as connection:
+                connection.execute(text("SELECT 1"))
+        else:
+            with Connection(url, connect_timeout=2) as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # noqa: BLE001
         return f"error: {type(exc).__name__}"
     return "ok"
 

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from controlplane.db import get_engine
@@ -49,7 +50,7 @@ class FleetCollector(Collector):
         try:
             with Session(get_engine()) as session:
                 rows = session.exec(select(Server.state, func.count()).group_by(Server.state)).all()
-        except Exception:
+        except SQLAlchemyError:  # a scrape must not fail because the database is down
             rows = []
         for state, count in rows:
             gauge.add_metric([str(state)], count)
