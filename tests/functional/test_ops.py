@@ -18,6 +18,18 @@ def test_ready_when_database_and_broker_answer(client: TestClient) -> None:
     assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
 
 
+@pytest.mark.parametrize(
+    "broker", ["redis://127.0.0.1:6379/15", "amqp://guest:guest@127.0.0.1:5672//"]
+)
+def test_ready_over_redis_and_rabbitmq(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, broker: str
+) -> None:
+    monkeypatch.setenv("HERD_BROKER_URL", broker)
+    get_settings.cache_clear()
+    health.reset_cache()
+    assert client.get("/healthz").json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
 def test_not_ready_when_the_broker_is_gone(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
