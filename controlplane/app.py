@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from controlplane.audit.routes import router as audit_router
 from controlplane.billing.routes import router as plans_router
 from controlplane.fleet.routes import router as hosts_router
+from controlplane.jobs.routes import router as jobs_router
 from controlplane.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from controlplane.ops.health import router as health_router
 from controlplane.ops.metrics import register_collectors
@@ -41,6 +42,7 @@ def create_app() -> FastAPI:
         plans_router,
         hosts_router,
         audit_router,
+        jobs_router,
         health_router,
         metrics_router,
     ):

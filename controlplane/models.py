@@ -4,7 +4,8 @@
 from controlplane.audit.models import AuditEntry
 from controlplane.billing.models import Plan
 from controlplane.fleet.models import Host
-from controlplane.servers.models import Server, ServerEvent
+from controlplane.jobs.models import Job, JobEvent, JobStep
+from controlplane.servers.models import Server, ServerEvent, ServerSecrets
 from controlplane.tenancy.models import Invitation, Membership, Organisation, User
 from controlplane.tokens.models import ApiToken
 
@@ -13,10 +14,14 @@ __all__ = [
     "AuditEntry",
     "Host",
     "Invitation",
+    "Job",
+    "JobEvent",
+    "JobStep",
     "Membership",
     "Organisation",
     "Plan",
     "Server",
     "ServerEvent",
+    "ServerSecrets",
     "User",
 ]

@@ -45,6 +45,25 @@ class Settings(BaseSettings):
     # typically the provider's own zone.
     reserved_domains: list[str] = Field(default_factory=list)
     readiness_cache_seconds: float = 5.0
+    # A worker renews its job's lease every third of this; a job whose lease
+    # ran out is handed to another worker by the reconciler.
+    job_lease_seconds: float = 120.0
+    reconcile_seconds: float = 30.0
+    # What new servers run, and where the source comes from (a mirror, for
+    # providers that do not let hosts reach GitHub).
+    mastodon_version: str = "v4.5.2"
+    mastodon_repo_url: str = "https://github.com/mastodon/mastodon.git"
+    # "public": the health gate asks https://DOMAIN/health through nginx, as a
+    # visitor would. "direct": it asks the host's web process at
+    # http://ADDRESS:PORT, for private networks and the test hosts.
+    health_check: Literal["public", "direct"] = "public"
+    health_timeout_seconds: float = 5.0
+    playbook_timeout_seconds: int = 3600
+    smtp_server: str | None = None
+    smtp_port: int = 587
+    smtp_login: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_from_address: str = "notifications@localhost"
 
     @field_validator("data_dir")
     @classmethod

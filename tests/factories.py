@@ -17,6 +17,7 @@ from controlplane.auth.roles import OrgRole, Scope, StaffRole
 from controlplane.billing.models import Plan
 from controlplane.crypto import digest
 from controlplane.fleet.models import Host
+from controlplane.jobs.models import Job, JobEvent, JobState
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
 from controlplane.sqltypes import utcnow
@@ -181,6 +182,16 @@ def build_world(engine: Engine) -> World:
         )
         requested = server(session, org_a, small, ServerState.requested, "new.org-a-herd.social")
         suspended = server(session, org_a, small, ServerState.suspended, "paused.org-a-herd.social")
+        failed = server(session, org_a, small, ServerState.failed, "broken.org-a-herd.social")
+        running_job = Job(kind="provision", server_id=active.id, state=JobState.running)
+        finished_job = Job(kind="provision", server_id=active.id, state=JobState.succeeded)
+        session.add_all([running_job, finished_job])
+        session.flush()
+        session.add(
+            JobEvent(
+                job_id=finished_job.id, step="run_provision", host="h1", task="Install", status="ok"
+            )
+        )
         spare = member(session, org_a, OrgRole.viewer, "spare@org-a.example-herd.org")
         bound_token, _ = token(session, spare, organisation_id=org_a.id)
         pending, world.invitation_token = invitation(
@@ -193,6 +204,9 @@ def build_world(engine: Engine) -> World:
             server=active.id,
             requested_server=requested.id,
             suspended_server=suspended.id,
+            failed_server=failed.id,
+            job=running_job.id,
+            finished_job=finished_job.id,
             host=the_host.id,
             empty_host=empty_host.id,
             plan=small.id,
@@ -213,8 +227,9 @@ def fingerprint(engine: Engine) -> dict[str, Any]:
     with engine.connect() as connection:
         for table in SQLModel.metadata.sorted_tables:
             columns = [c.name for c in table.columns if c.name != "last_used_at"]
+            key = ", ".join(c.name for c in table.primary_key.columns)
             rows = connection.execute(
-                text(f'SELECT {", ".join(columns)} FROM "{table.name}" ORDER BY id')
+                text(f'SELECT {", ".join(columns)} FROM "{table.name}" ORDER BY {key}')
             ).all()
             snapshot[table.name] = [tuple(map(str, row)) for row in rows]
     return snapshot

@@ -43,13 +43,18 @@ def migrate(
 def worker(
     concurrency: Annotated[int, typer.Option(min=1)] = 2,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "threads",
+    beat: Annotated[
+        bool, typer.Option(help="Also run the periodic reconciler (exactly one per deployment).")
+    ] = False,
 ) -> None:
     """Run a Celery worker that carries out provisioning and rollouts."""
     from provisioning.celery_app import celery_app
 
-    celery_app.worker_main(
-        ["worker", f"--concurrency={concurrency}", f"--pool={pool}", "--loglevel=INFO"]
-    )
+    arguments = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", "--loglevel=INFO"]
+    if beat:
+        settings = get_settings()
+        arguments += ["--beat", f"--schedule={settings.data_dir / 'beat-schedule'}"]
+    celery_app.worker_main(arguments)
 
 
 @app.command()
@@ -72,7 +77,8 @@ def serve(
     worker_process: subprocess.Popen[bytes] | None = None
     if with_worker:
         worker_process = subprocess.Popen(
-            [sys.executable, "-m", "controlplane.cli.main", "worker"], env=os.environ.copy()
+            [sys.executable, "-m", "controlplane.cli.main", "worker", "--beat"],
+            env=os.environ.copy(),
         )
     try:
         uvicorn.run(

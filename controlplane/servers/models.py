@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from controlplane.ids import uuid7
@@ -19,12 +19,16 @@ class Server(SQLModel, table=True):
         Index("ix_servers_state_id", "state", "id"),
         Index("ix_servers_plan_id", "plan_id", "id"),
         Index("ix_servers_host_id", "host_id", "id"),
+        # A host runs several tenants; each has its own slot, which fixes its
+        # ports, Unix user and Redis database on that host.
+        UniqueConstraint("host_id", "slot", name="uq_servers_host_slot"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     organisation_id: uuid.UUID = Field(foreign_key="organisations.id", ondelete="RESTRICT")
     plan_id: uuid.UUID = Field(foreign_key="plans.id", ondelete="RESTRICT")
     host_id: uuid.UUID | None = Field(default=None, foreign_key="hosts.id", ondelete="RESTRICT")
+    slot: int | None = None
     # LOCAL_DOMAIN in its ASCII (IDNA) form. Unique across every server ever
     # ordered: Mastodon's identity is bound to it, and a second server under a
     # domain other servers have federated with would inherit its keys' trust.
@@ -59,3 +63,15 @@ class ServerEvent(SQLModel, table=True):
     to_state: str = Field(sa_type=String(20))
     reason: str | None = Field(default=None, sa_type=String(500))
     actor: str = Field(sa_type=String(80))
+
+
+class ServerSecrets(SQLModel, table=True):
+    """Mastodon's secrets for one server, generated once and kept: changing
+    SECRET_KEY_BASE or the Active Record encryption keys would make the
+    server's stored data unreadable. One encrypted JSON document."""
+
+    __tablename__ = "server_secrets"
+
+    server_id: uuid.UUID = Field(foreign_key="servers.id", primary_key=True, ondelete="CASCADE")
+    encrypted: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -132,6 +132,34 @@ def resume_server(
     return _out(view, principal)
 
 
+@router.post("/servers/{server_id}/approve", response_model=ServerOut)
+def approve_server(
+    server_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    data: OptionalReason | None = None,
+) -> ServerOut:
+    """Staff: provision an order without waiting for payment (trials,
+    contracts billed outside Stripe)."""
+    reason = data.reason if data else None
+    view = service.staff_transition(session, principal, server_id, "approve", reason)
+    return _out(view, principal)
+
+
+@router.post("/servers/{server_id}/retry", response_model=ServerOut)
+def retry_server(
+    server_id: uuid.UUID,
+    principal: PrincipalDep,
+    session: SessionDep,
+    data: OptionalReason | None = None,
+) -> ServerOut:
+    """Staff: provision a failed server again; finished steps are redone only
+    as far as they need to be (each finds what exists)."""
+    reason = data.reason if data else None
+    view = service.staff_transition(session, principal, server_id, "retry", reason)
+    return _out(view, principal)
+
+
 @router.get("/servers/{server_id}/events", response_model=Page[ServerEventOut])
 def list_server_events(
     server_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep

@@ -256,13 +256,30 @@ def cancel(
     return _view(session, server)
 
 
+def start_provisioning(session: Session, server: Server) -> None:
+    """Record the provisioning job for a server that has just entered
+    `provisioning`; a worker picks it up once this transaction commits."""
+    from controlplane.jobs import service as jobs
+    from provisioning.registry import pipelines
+
+    if jobs.active_job(session, server.id, "provision") is None:
+        jobs.create_job(session, "provision", pipelines()["provision"].step_names, server.id)
+
+
+# Events whose arrival starts work on the hosts.
+_STARTS_PROVISIONING = frozenset({"approve", "retry"})
+
+
 def staff_transition(
     session: Session, principal: Principal, server_id: uuid.UUID, event: str, reason: str | None
 ) -> ServerView:
-    """Suspend or resume a server on staff's word (abuse, legal request)."""
+    """Suspend or resume a server on staff's word (abuse, legal request);
+    approve an order without payment, or retry a failed provisioning."""
     principal.require_staff(StaffPerm.servers_suspend)
     server = _visible_server(session, principal, server_id)
     apply_event(session, server, event, Actor.staff, principal.label, reason)
+    if event in _STARTS_PROVISIONING:
+        start_provisioning(session, server)
     audit.record(
         session,
         principal,

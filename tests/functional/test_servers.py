@@ -215,8 +215,8 @@ def test_listing_pages_through_everything_once_and_filters(
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    # 7 ordered here and 3 in the world (live, new, paused).
-    assert len(seen) == len(set(seen)) == 10
+    # 7 ordered here and 4 in the world (live, new, paused, broken).
+    assert len(seen) == len(set(seen)) == 11
     requested = client.get(
         "/api/v1/servers",
         params={"state": "requested", "q": "n3."},
@@ -236,7 +236,7 @@ def test_staff_see_every_server_and_hosts_while_members_see_theirs(
     as_b = client.get("/api/v1/servers", headers=world.headers("outsider")).json()["items"]
     assert [s["domain"] for s in as_b] == ["b.tenant-herd.org"]
     as_staff = client.get("/api/v1/servers", headers=world.headers("operator")).json()["items"]
-    assert len(as_staff) == 4
+    assert len(as_staff) == 5
     live = next(s for s in as_staff if s["domain"] == "live.org-a-herd.social")
     assert live["host_id"] == str(world.ids["host"])
     as_owner = client.get(f"/api/v1/servers/{live['id']}", headers=world.headers("owner")).json()

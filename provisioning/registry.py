@@ -1,0 +1,29 @@
+"""Which pipeline runs which kind of job, and what each job must not leak."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlmodel import Session
+
+from controlplane.jobs.models import Job
+from provisioning.pipeline import Pipeline
+from provisioning.redaction import Redactor
+
+
+@cache
+def pipelines() -> dict[str, Pipeline]:
+    # Imported here so the Celery app can load without the step modules'
+    # heavier imports (boto3, python-keycloak) until a job needs them.
+    from provisioning.steps.provision import PROVISION
+
+    return {p.kind: p for p in (PROVISION,)}
+
+
+def redactor_for(session: Session, job: Job) -> Redactor:
+    """Every secret of the job's server, so none survives into an event."""
+    if job.server_id is None:
+        return Redactor()
+    from controlplane.servers import secrets
+
+    return Redactor(secrets.values(session, job.server_id))

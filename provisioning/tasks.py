@@ -1,0 +1,40 @@
+"""Celery tasks. Thin on purpose: each passes an id to a service that
+re-reads the state from the database, so a task run twice (late
+acknowledgement, a reconciler resend) does nothing twice."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from controlplane.db import get_engine
+from controlplane.jobs.dispatch import send_now
+from controlplane.settings import get_settings
+from controlplane.sqltypes import utcnow
+from provisioning import pipeline
+from provisioning.celery_app import celery_app
+from provisioning.registry import pipelines, redactor_for
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="herd.run_job", acks_late=True, ignore_result=True)
+def run_job(job_id: str) -> str:
+    settings = get_settings()
+    outcome = pipeline.run_job(
+        get_engine(), uuid.UUID(job_id), pipelines(), settings.job_lease_seconds, redactor_for
+    )
+    if outcome.retry_in is not None:
+        send_now(uuid.UUID(job_id), countdown=outcome.retry_in)
+    return outcome.state.value
+
+
+@celery_app.task(name="herd.reconcile", ignore_result=True)
+def reconcile() -> int:
+    """Resend every job that is due and held by no live worker."""
+    due = pipeline.due_jobs(get_engine(), utcnow())
+    for job_id in due:
+        send_now(job_id)
+    if due:
+        log.info("reconciler resent %d job(s)", len(due))
+    return len(due)
