@@ -66,6 +66,7 @@ class Step:
     run: Callable[[StepContext], dict[str, Any] | None]
     attempts: int = 4
     backoff_seconds: float = 5.0
+    max_backoff_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,9 @@ def run_job(
                 )
                 if context.attempt >= step.attempts:
                     return _fail(engine, job, pipeline, context, record, message, owner, outcome)
-                delay = step.backoff_seconds * 2 ** (context.attempt - 1)
+                delay = min(
+                    step.backoff_seconds * 2 ** (context.attempt - 1), step.max_backoff_seconds
+                )
                 _mark_step(engine, record.id, StepState.pending, error=message)
                 _release(
                     engine,

@@ -15,9 +15,10 @@ from provisioning.redaction import Redactor
 def pipelines() -> dict[str, Pipeline]:
     # Imported here so the Celery app can load without the step modules'
     # heavier imports (boto3, python-keycloak) until a job needs them.
+    from provisioning.steps.hosts import CREATE_HOST
     from provisioning.steps.provision import PROVISION
 
-    return {p.kind: p for p in (PROVISION,)}
+    return {p.kind: p for p in (PROVISION, CREATE_HOST)}
 
 
 def redactor_for(session: Session, job: Job) -> Redactor:

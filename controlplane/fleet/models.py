@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, String, Text
 from sqlmodel import Field, SQLModel
@@ -12,6 +13,9 @@ from controlplane.sqltypes import StrEnumType, UTCDateTime, utcnow
 
 
 class HostState(StrEnum):
+    # Being created by a provider (EC2); takes no servers yet.
+    pending = "pending"
+    failed = "failed"
     active = "active"
     # Keeps its servers but takes no new ones.
     draining = "draining"
@@ -35,4 +39,8 @@ class Host(SQLModel, table=True):
         sa_type=StrEnumType(HostState, 16),  # type: ignore[call-overload]
     )
     provider: str = Field(default="static", sa_type=String(20))
+    # The provider's name for the machine (an EC2 instance id) and what it
+    # was asked to create, so a retried launch asks for the same thing.
+    provider_ref: str | None = Field(default=None, sa_type=String(64))
+    launch_spec: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

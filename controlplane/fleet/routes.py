@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from controlplane.deps import API_PREFIX, PageDep, PrincipalDep, SessionDep
 from controlplane.fleet import service
-from controlplane.fleet.schemas import HostCreate, HostOut, HostUpdate
+from controlplane.fleet.schemas import Ec2HostLaunch, HostCreate, HostOut, HostUpdate
 from controlplane.fleet.service import HostView
 from controlplane.pagination import Page
 
@@ -31,6 +31,13 @@ def list_hosts(principal: PrincipalDep, session: SessionDep, page: PageDep) -> P
 @router.post("/hosts", response_model=HostOut, status_code=201)
 def register_host(data: HostCreate, principal: PrincipalDep, session: SessionDep) -> HostOut:
     return _out(service.register_host(session, principal, data))
+
+
+@router.post("/hosts/ec2", response_model=HostOut, status_code=202)
+def launch_ec2_host(data: Ec2HostLaunch, principal: PrincipalDep, session: SessionDep) -> HostOut:
+    """Create a host on EC2. Answers at once with the host `pending`; it
+    becomes `active` when the instance runs (follow its create_host job)."""
+    return _out(service.launch_ec2_host(session, principal, data))
 
 
 @router.get("/hosts/{host_id}", response_model=HostOut)

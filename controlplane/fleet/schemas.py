@@ -50,6 +50,21 @@ class HostCreate(Input):
     labels: Labels = Field(default_factory=dict)
 
 
+class Ec2HostLaunch(Input):
+    name: HostName
+    image_id: Annotated[str, StringConstraints(pattern=r"^ami-[0-9a-f]{8,17}$")]
+    instance_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+[.][a-z0-9]+$")]
+    subnet_id: Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = None
+    key_name: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    security_group_ids: list[Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]] = (
+        Field(default_factory=list, max_length=5)
+    )
+    ssh_user: SshUser = "admin"
+    ssh_private_key: PrivateKey | None = None
+    capacity: int = Field(default=10, ge=1, le=10_000)
+    labels: Labels = Field(default_factory=dict)
+
+
 class HostUpdate(Input):
     address: Address | None = None
     ssh_port: int | None = Field(default=None, ge=1, le=65535)
@@ -72,4 +87,5 @@ class HostOut(Output):
     labels: dict[str, str]
     state: HostState
     provider: str
+    provider_ref: str | None
     created_at: datetime

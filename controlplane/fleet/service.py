@@ -13,8 +13,8 @@ from controlplane.audit import service as audit
 from controlplane.auth.principal import Principal
 from controlplane.auth.roles import StaffPerm
 from controlplane.crypto import secret_box
-from controlplane.fleet.models import Host
-from controlplane.fleet.schemas import HostCreate, HostUpdate
+from controlplane.fleet.models import Host, HostState
+from controlplane.fleet.schemas import Ec2HostLaunch, HostCreate, HostUpdate
 from controlplane.pagination import PageRequest, finish_page, paginate
 from controlplane.problems import AlreadyExists, Conflict, InvalidInput, NotFound
 from controlplane.servers.lifecycle import ServerState
@@ -79,6 +79,51 @@ def register_host(session: Session, principal: Principal, data: HostCreate) -> H
         host.id,
         None,
         {"name": host.name, "address": host.address, "capacity": host.capacity},
+    )
+    return HostView(host, 0)
+
+
+def launch_ec2_host(session: Session, principal: Principal, data: Ec2HostLaunch) -> HostView:
+    """Record a host to be created on EC2 and the job that creates it; the
+    host takes servers once the instance runs."""
+    from controlplane.jobs import service as jobs
+    from provisioning.registry import pipelines
+
+    principal.require_staff(StaffPerm.hosts_manage)
+    if session.exec(select(Host.id).where(Host.name == data.name)).first():
+        raise AlreadyExists(f"a host named '{data.name}' exists")
+    host = Host(
+        name=data.name,
+        address="",  # known once the instance runs
+        ssh_user=data.ssh_user,
+        capacity=data.capacity,
+        labels=data.labels,
+        state=HostState.pending,
+        provider="ec2",
+        launch_spec=data.model_dump(
+            include={"image_id", "instance_type", "subnet_id", "key_name", "security_group_ids"}
+        ),
+    )
+    if data.ssh_private_key is not None:
+        host.ssh_private_key_encrypted = secret_box().encrypt(
+            data.ssh_private_key.get_secret_value()
+        )
+    session.add(host)
+    session.flush()
+    job = jobs.create_job(
+        session,
+        "create_host",
+        pipelines()["create_host"].step_names,
+        params={"host_id": str(host.id)},
+    )
+    audit.record(
+        session,
+        principal,
+        "host.launch",
+        "host",
+        host.id,
+        None,
+        {"name": host.name, "provider": "ec2", "job": str(job.id), **host.launch_spec},
     )
     return HostView(host, 0)
 
