@@ -120,44 +120,38 @@ def suspend_server(
     return _out(view, principal)
 
 
-@router.post("/servers/{server_id}/resume", response_model=ServerOut)
-def resume_server(
-    server_id: uuid.UUID,
-    principal: PrincipalDep,
-    session: SessionDep,
-    data: OptionalReason | None = None,
-) -> ServerOut:
-    reason = data.reason if data else None
-    view = service.staff_transition(session, principal, server_id, "resume", reason)
-    return _out(view, principal)
+def _staff_event_route(event: str, doc: str) -> None:
+    """Staff actions that take an optional reason differ only in their event."""
+
+    def endpoint(
+        server_id: uuid.UUID,
+        principal: PrincipalDep,
+        session: SessionDep,
+        data: OptionalReason | None = None,
+    ) -> ServerOut:
+        reason = data.reason if data else None
+        return _out(
+            service.staff_transition(session, principal, server_id, event, reason), principal
+        )
+
+    endpoint.__name__, endpoint.__doc__ = f"{event}_server", doc
+    router.post(f"/servers/{{server_id}}/{event}", response_model=ServerOut)(endpoint)
 
 
-@router.post("/servers/{server_id}/approve", response_model=ServerOut)
-def approve_server(
-    server_id: uuid.UUID,
-    principal: PrincipalDep,
-    session: SessionDep,
-    data: OptionalReason | None = None,
-) -> ServerOut:
-    """Staff: provision an order without waiting for payment (trials,
-    contracts billed outside Stripe)."""
-    reason = data.reason if data else None
-    view = service.staff_transition(session, principal, server_id, "approve", reason)
-    return _out(view, principal)
-
-
-@router.post("/servers/{server_id}/retry", response_model=ServerOut)
-def retry_server(
-    server_id: uuid.UUID,
-    principal: PrincipalDep,
-    session: SessionDep,
-    data: OptionalReason | None = None,
-) -> ServerOut:
-    """Staff: provision a failed server again; finished steps are redone only
-    as far as they need to be (each finds what exists)."""
-    reason = data.reason if data else None
-    view = service.staff_transition(session, principal, server_id, "retry", reason)
-    return _out(view, principal)
+for _event, _doc in (
+    ("resume", "Staff: bring a suspended server back."),
+    (
+        "approve",
+        "Staff: provision an order without waiting for payment (trials, contracts "
+        "billed outside Stripe).",
+    ),
+    (
+        "retry",
+        "Staff: provision a failed server again; each step finds what exists, so "
+        "nothing is made twice.",
+    ),
+):
+    _staff_event_route(_event, _doc)
 
 
 @router.get("/servers/{server_id}/events", response_model=Page[ServerEventOut])
