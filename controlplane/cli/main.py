@@ -11,11 +11,13 @@ from typing import Annotated
 
 import typer
 
+from controlplane.cli.jobs import app as jobs_app
 from controlplane.settings import get_settings
 
 app = typer.Typer(help="Herd: the control plane for hosted Mastodon.", no_args_is_help=True)
 staff_app = typer.Typer(help="Hosting staff accounts.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
+app.add_typer(jobs_app, name="jobs")
 
 
 @app.command()
