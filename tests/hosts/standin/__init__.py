@@ -1,0 +1,1 @@
+"""Stand-in for Mastodon's tools on test hosts (standard library only)."""
