@@ -26,7 +26,7 @@ class HealthReport:
 def base_url(server: Server, host: Host) -> str:
     if get_settings().health_check == "direct":
         assert server.slot is not None
-        return f"http://{host.address}:{Slot(server.slot).web_port}"
+        return f"http://{host.address}:{Slot.on(host, server.slot).web_port}"
     return f"https://{server.domain}"
 
 
@@ -39,8 +39,9 @@ def same_version(running: str | None, tag: str) -> bool:
 
 def check(url: str, expected_tag: str | None, domain: str | None = None) -> HealthReport:
     timeout = get_settings().health_timeout_seconds
-    # A direct check names the server's domain, as nginx would pass it on.
-    headers = {"Host": domain} if domain else {}
+    # A direct check passes on what nginx would: the server's domain, and
+    # that the visitor came over HTTPS (Mastodon redirects plain HTTP).
+    headers = {"Host": domain, "X-Forwarded-Proto": "https"} if domain else {}
     try:
         with httpx.Client(
             base_url=url, timeout=timeout, follow_redirects=False, headers=headers

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.fleet.models import Host
 from controlplane.fleet.placement import Slot
 from controlplane.servers.models import Server
 from controlplane.settings import get_settings
 
 
 def server_variables(
-    server: Server, secrets: dict[str, str], version: str | None = None
+    server: Server, host: Host, secrets: dict[str, str], version: str | None = None
 ) -> dict[str, Any]:
     settings = get_settings()
     assert server.slot is not None, "a server gets its variables once it is placed"
-    slot = Slot(server.slot)
+    slot = Slot.on(host, server.slot)
     user = slot.unix_user
     variables: dict[str, Any] = {
         "mastodon_local_domain": server.domain,

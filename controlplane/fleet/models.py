@@ -33,6 +33,10 @@ class Host(SQLModel, table=True):
     # Encrypted with the deployment's secret key; never returned by the API.
     ssh_private_key_encrypted: str | None = Field(default=None, sa_type=Text)
     capacity: int = 10
+    # Slot n's web process listens on web_port_base + n, its streaming
+    # process on streaming_port_base + n.
+    web_port_base: int = 3000
+    streaming_port_base: int = 4000
     labels: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
     state: HostState = Field(
         default=HostState.active,

@@ -17,8 +17,6 @@ from controlplane.fleet.models import Host, HostState
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
 
-WEB_PORT_BASE = 3000
-STREAMING_PORT_BASE = 4000
 # Redis ships with 16 databases; a host with more slots needs `databases`
 # raised in its redis.conf.
 REDIS_DATABASES = 16
@@ -31,14 +29,20 @@ class NoCapacity(Exception):
 @dataclass(frozen=True)
 class Slot:
     number: int
+    web_port_base: int = 3000
+    streaming_port_base: int = 4000
+
+    @classmethod
+    def on(cls, host: Host, number: int) -> Slot:
+        return cls(number, host.web_port_base, host.streaming_port_base)
 
     @property
     def web_port(self) -> int:
-        return WEB_PORT_BASE + self.number
+        return self.web_port_base + self.number
 
     @property
     def streaming_port(self) -> int:
-        return STREAMING_PORT_BASE + self.number
+        return self.streaming_port_base + self.number
 
     @property
     def unix_user(self) -> str:

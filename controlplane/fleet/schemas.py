@@ -47,6 +47,8 @@ class HostCreate(Input):
         default=None, description="Write-only; stored encrypted and never returned."
     )
     capacity: int = Field(default=10, ge=0, le=10_000)
+    web_port_base: int = Field(default=3000, ge=1024, le=60000)
+    streaming_port_base: int = Field(default=4000, ge=1024, le=60000)
     labels: Labels = Field(default_factory=dict)
 
 
@@ -83,6 +85,8 @@ class HostOut(Output):
     ssh_user: str
     has_ssh_key: bool
     capacity: int
+    web_port_base: int
+    streaming_port_base: int
     servers: int
     labels: dict[str, str]
     state: HostState

@@ -72,7 +72,7 @@ def playbook_step(playbook: str) -> Step:
             server = _server(session, context)
             host = _host(session, server)
             values = server_secrets.ensure(session, server.id)
-            variables = server_variables(server, values, context.params.get("version"))
+            variables = server_variables(server, host, values, context.params.get("version"))
             inventory = inventory_for([host])
 
         def record(event: TaskEvent) -> None:
