@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     health_check: Literal["public", "direct"] = "public"
     health_timeout_seconds: float = 5.0
     playbook_timeout_seconds: int = 3600
+    # Role variables that hold for the whole fleet (a JSON object), under
+    # each server's own: e.g. {"mastodon_nginx_tls_mode": "provided"} where
+    # a load balancer ends TLS, or mastodon_db_host for a shared PostgreSQL.
+    playbook_vars: dict[str, Any] = Field(default_factory=dict)
+    # Tags every run skips, e.g. "packages" where hosts come from an image
+    # that already has them.
+    playbook_skip_tags: list[str] = Field(default_factory=list)
     smtp_server: str | None = None
     smtp_port: int = 587
     smtp_login: str | None = None

@@ -90,6 +90,7 @@ def run_playbook(
     should_cancel: Callable[[], bool] = lambda: False,
     playbooks_dir: Path = PLAYBOOKS,
     forks: int = 10,
+    skip_tags: list[str] | None = None,
 ) -> PlaybookResult:
     private = workdir / ident
     if private.exists():
@@ -120,6 +121,7 @@ def run_playbook(
             cancel_callback=should_cancel,
             timeout=timeout_seconds,
             forks=forks,
+            skip_tags=",".join(skip_tags) if skip_tags else None,
             quiet=True,
             suppress_env_files=True,
         )

@@ -19,6 +19,8 @@ def server_variables(
     slot = Slot.on(host, server.slot)
     user = slot.unix_user
     variables: dict[str, Any] = {
+        # Fleet-wide role variables first: a server's own values win.
+        **settings.playbook_vars,
         "mastodon_local_domain": server.domain,
         "mastodon_version": version
         or (server.version and f"v{server.version}")

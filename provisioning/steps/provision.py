@@ -97,6 +97,7 @@ def playbook_step(playbook: str) -> Step:
             context.redactor,
             timeout_seconds=get_settings().playbook_timeout_seconds,
             should_cancel=context.should_cancel,
+            skip_tags=get_settings().playbook_skip_tags,
         )
         summary = {h: vars(s) for h, s in result.hosts.items()}
         if result.succeeded:
