@@ -6,6 +6,7 @@ from controlplane.billing.models import Plan
 from controlplane.fleet.models import Host
 from controlplane.jobs.models import Job, JobEvent, JobStep
 from controlplane.servers.models import Server, ServerEvent, ServerSecrets
+from controlplane.storage.models import ServerStorage
 from controlplane.tenancy.models import Invitation, Membership, Organisation, User
 from controlplane.tokens.models import ApiToken
 
@@ -23,5 +24,6 @@ __all__ = [
     "Server",
     "ServerEvent",
     "ServerSecrets",
+    "ServerStorage",
     "User",
 ]

@@ -26,5 +26,8 @@ def redactor_for(session: Session, job: Job) -> Redactor:
     if job.server_id is None:
         return Redactor()
     from controlplane.servers import secrets
+    from controlplane.storage import grant_secrets
 
-    return Redactor(secrets.values(session, job.server_id))
+    return Redactor(
+        [*secrets.values(session, job.server_id), *grant_secrets(session, job.server_id)]
+    )

@@ -57,6 +57,12 @@ class StorageUnavailable(StorageError):
     status, kind, title = 503, "storage-unavailable", "Object storage unavailable"
 
 
+class StorageNotConfigured(StorageError):
+    """Object storage is needed and HERD_S3_* does not set it up."""
+
+    status, kind, title = 503, "storage-not-configured", "Object storage not configured"
+
+
 class BucketNameTaken(StorageError):
     """A bucket with a server's name exists and is not Herd's (S3 bucket
     names are global on AWS)."""

@@ -110,7 +110,22 @@ def ensure_server_storage(
         names.user_name, MEDIA_POLICY_NAME, media_policy(names.media_bucket, settings.partition)
     )
     key_id, secret = _converge_key(backend.identities, names.user_name, known_access_key_id)
+    return grant_for(server_id, key_id, secret, names=names, settings=settings)
 
+
+def grant_for(
+    server_id: uuid.UUID,
+    access_key_id: str,
+    secret_access_key: str | None = None,
+    *,
+    names: ServerStorageNames | None = None,
+    settings: StorageSettings | None = None,
+) -> StorageGrant:
+    """The grant of a server whose storage exists, without asking the store:
+    what a caller that recorded the key needs to configure Mastodon again.
+    `names` are the recorded ones, in case the bucket prefix has changed."""
+    settings = settings or get_storage_settings()
+    names = names or server_storage_names(server_id, settings.bucket_prefix)
     alias = settings.alias_host.format(bucket=names.media_bucket) if settings.alias_host else None
     return StorageGrant(
         server_id=server_id,
@@ -121,8 +136,8 @@ def ensure_server_storage(
         alias_host=alias,
         path_style=settings.path_style,
         permission=MASTODON_PERMISSION[settings.public_read],
-        access_key_id=key_id,
-        secret_access_key=secret,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
     )
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from controlplane.settings import PLACEHOLDER_SECRETS
 from controlplane.storage.names import MAX_PREFIX_LENGTH
 
 # What makes media readable by visitors:
@@ -31,12 +32,32 @@ PublicRead = Literal["acl", "policy", "none"]
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # Prefixes S3 reserves for its own bucket kinds (and IDNA's marker).
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+# Credentials copied from documentation or left at a store's factory default
+# (AWS's example key pair, MinIO's root account): refused in production, as
+# every other placeholder secret is.
+PLACEHOLDER_ACCESS_KEY_IDS = frozenset({"akiaiosfodnn7example", "minioadmin"})
+PLACEHOLDER_SECRET_ACCESS_KEYS = PLACEHOLDER_SECRETS | {
+    "wjalrxutnfemi/k7mdeng/bpxrficyexamplekey",
+    "minioadmin",
+}
 
 
 class StorageSettings(BaseSettings):
     # Frozen, so a settings object can key the cache of boto3 clients.
-    model_config = SettingsConfigDict(env_prefix="HERD_S3_", extra="ignore", frozen=True)
+    # Errors leave the input out: a refused model would otherwise print the
+    # secret access key (part of it, truncated) into logs and job errors.
+    model_config = SettingsConfigDict(
+        env_prefix="HERD_S3_",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        hide_input_in_errors=True,
+    )
 
+    # None: storage is on when an endpoint or credentials are set. True
+    # turns it on without either (AWS with an instance role); False keeps
+    # every new server's media on its host whatever else is set.
+    enabled: bool | None = None
     # Where Herd reaches the S3 API; None means AWS in `region`.
     endpoint_url: str | None = None
     # Where Herd reaches the IAM API; None means endpoint_url (Ceph RGW and
@@ -68,6 +89,10 @@ class StorageSettings(BaseSettings):
     read_timeout_seconds: float = 30.0
     # Attempts per call, the first included; botocore backs off between them.
     max_attempts: int = Field(default=3, ge=1, le=10)
+    # Shared with the rest of Herd: production refuses placeholder credentials.
+    environment: Literal["development", "production"] = Field(
+        default="development", validation_alias="HERD_ENVIRONMENT"
+    )
 
     @field_validator("bucket_prefix")
     @classmethod
@@ -116,6 +141,24 @@ class StorageSettings(BaseSettings):
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both HERD_S3_ACCESS_KEY_ID and HERD_S3_SECRET_ACCESS_KEY")
         return self
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> StorageSettings:
+        if self.environment != "production":
+            return self
+        if (self.access_key_id or "").strip().lower() in PLACEHOLDER_ACCESS_KEY_IDS:
+            raise ValueError("HERD_S3_ACCESS_KEY_ID is a placeholder; create a key for Herd")
+        secret = self.secret_access_key.get_secret_value() if self.secret_access_key else ""
+        if secret.strip().lower() in PLACEHOLDER_SECRET_ACCESS_KEYS:
+            raise ValueError("HERD_S3_SECRET_ACCESS_KEY is a placeholder; create a key for Herd")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """Whether servers get object storage; when not, media stays on hosts."""
+        if self.enabled is not None:
+            return self.enabled
+        return self.endpoint_url is not None or self.access_key_id is not None
 
     @property
     def path_style(self) -> bool:

@@ -14,10 +14,12 @@ from controlplane.servers.lifecycle import Actor, ServerState
 from controlplane.servers.models import Server
 from controlplane.servers.service import apply_event
 from controlplane.settings import get_settings
+from controlplane.storage import storage_variables
 from provisioning import health
 from provisioning.ansible import TaskEvent, run_playbook
 from provisioning.hosts import inventory_for
 from provisioning.pipeline import Pipeline, Step, StepContext, StepFailed, StepRetry
+from provisioning.steps.storage import prepare_storage
 from provisioning.variables import server_variables
 
 
@@ -55,13 +57,6 @@ def generate_secrets(context: StepContext) -> dict[str, Any]:
     return {"generated": sorted(values)}
 
 
-def prepare_storage(context: StepContext) -> dict[str, Any]:
-    # Object storage per server comes with the storage integration; until
-    # then Mastodon keeps media on the host (public/system), which the backup
-    # playbook includes.
-    return {"skipped": "object storage is not configured; media stays on the host"}
-
-
 def prepare_identity(context: StepContext) -> dict[str, Any]:
     return {"skipped": "single sign-on is not enabled for this server"}
 
@@ -72,7 +67,10 @@ def playbook_step(playbook: str) -> Step:
             server = _server(session, context)
             host = _host(session, server)
             values = server_secrets.ensure(session, server.id)
-            variables = server_variables(server, host, values, context.params.get("version"))
+            variables = {
+                **server_variables(server, host, values, context.params.get("version")),
+                **storage_variables(session, server.id),
+            }
             inventory = inventory_for([host])
 
         def record(event: TaskEvent) -> None:
