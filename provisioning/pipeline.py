@@ -55,6 +55,9 @@ class StepContext:
         return Session(self.engine, expire_on_commit=False)
 
     def record_event(self, **fields: Any) -> None:
+        # Whatever a step reports passes the redactor on its way to storage.
+        if "result" in fields:
+            fields["result"] = self.redactor.value(fields["result"])
         with self.session() as session:
             session.add(JobEvent(job_id=self.job_id, step=self.step, **fields))
             session.commit()
@@ -176,8 +179,14 @@ def run_job(
             job.started_at = utcnow()
             session.add(job)
             session.commit()
-        redactor = redactor_for(session, job)
         steps = {s.name: s for s in session.exec(select(JobStep).where(JobStep.job_id == job_id))}
+
+    def current_redactor() -> Redactor:
+        # Built anew around each step: a step may create secrets (the
+        # server's, its storage key) that later steps and this one's own
+        # result and errors must not show.
+        with Session(engine) as lookup:
+            return redactor_for(lookup, job)
 
     def cancelled() -> bool:
         with Session(engine) as check:
@@ -190,6 +199,7 @@ def run_job(
             record = steps[step.name]
             if record.state == StepState.done:
                 continue
+            redactor = current_redactor()
             if cancelled():
                 return _finish_cancelled(engine, job, pipeline, redactor, owner, outcome)
             context = StepContext(
@@ -215,8 +225,10 @@ def run_job(
             try:
                 result = step.run(context) or {}
             except StepFailed as failure:
+                context.redactor = current_redactor()
                 return _fail(engine, job, pipeline, context, record, str(failure), owner, outcome)
             except Exception as error:  # noqa: BLE001 - anything else is worth a retry
+                redactor = current_redactor()
                 message = redactor.text(f"{type(error).__name__}: {error}")
                 if isinstance(error, StepRetry):
                     message = redactor.text(str(error))
@@ -248,7 +260,7 @@ def run_job(
                 record.id,
                 StepState.done,
                 finished_at=utcnow(),
-                result=redactor.value(result),
+                result=current_redactor().value(result),
                 error=None,
             )
     _release(engine, job_id, owner, JobState.succeeded, finished_at=utcnow())

@@ -7,6 +7,9 @@ from __future__ import annotations
 import logging
 import uuid
 
+# Every table, so the steps' foreign keys resolve in a worker that never
+# imports the API's modules.
+import controlplane.models  # noqa: F401
 from controlplane.db import get_engine
 from controlplane.jobs.dispatch import send_now
 from controlplane.settings import get_settings

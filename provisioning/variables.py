@@ -30,7 +30,9 @@ def server_variables(
         "mastodon_home": f"/home/{user}",
         "mastodon_web_port": slot.web_port,
         "mastodon_streaming_ports": [slot.streaming_port],
-        "mastodon_db_name": f"mastodon_{slot.number}",
+        # Named for the server, not the slot: a deprovisioned server's database
+        # may be kept for its retention period while the slot serves another.
+        "mastodon_db_name": f"mastodon_{server.id.hex}",
         "mastodon_db_user": user,
         "mastodon_redis_db": slot.redis_db,
         "mastodon_site_title": server.title,

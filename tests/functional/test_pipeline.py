@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.jobs import service as jobs
-from controlplane.jobs.models import Job, JobState, JobStep, StepState
+from controlplane.jobs.models import Job, JobEvent, JobState, JobStep, StepState
 from controlplane.sqltypes import utcnow
 from provisioning import pipeline
 from provisioning.pipeline import Pipeline, Step, StepContext, StepFailed, StepRetry
@@ -170,3 +170,33 @@ def test_a_live_lease_keeps_other_workers_out(engine: Engine, recorder: Recorder
     assert lease.claim(utcnow())
     assert not pipeline.Lease(engine, job_id, "me", 60).claim(utcnow())
     assert sum(recorder.calls.values()) == 0
+
+
+def test_a_secret_made_by_one_step_is_masked_in_the_steps_after_it(engine: Engine) -> None:
+    made: list[str] = []
+
+    def make(context: StepContext) -> dict[str, Any]:
+        made.append("fresh-secret-4f9c2d")
+        return {"made": made[-1]}
+
+    def use(context: StepContext) -> dict[str, Any]:
+        context.record_event(task="Use it", status="ok", result={"stdout": made[-1]})
+        raise StepFailed(f"the host refused {made[-1]}")
+
+    demo = Pipeline("demo", (Step("make", make), Step("use", use)))
+    with Session(engine) as session:
+        job = jobs.create_job(session, "demo", demo.step_names)
+        session.info.clear()
+        session.commit()
+        job_id = job.id
+    pipeline.run_job(
+        engine, job_id, {"demo": demo}, redactor_for=lambda _s, _j: Redactor(made), owner="w"
+    )
+    steps = _steps(engine, job_id)
+    assert steps["make"].result == {"made": "********"}
+    with Session(engine) as session:
+        events = session.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()
+        failed = session.get(Job, job_id)
+    assert [e.result for e in events] == [{"stdout": "********"}]
+    assert failed is not None
+    assert failed.error == "use: the host refused ********"

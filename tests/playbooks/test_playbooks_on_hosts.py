@@ -19,7 +19,7 @@ from tests.hosts.harness import TestFleet
 from tests.hosts.mastodon_repo import MastodonRepo
 from tests.hosts.playbook import PlaybookRun, run_playbook
 
-PLAYBOOKS = Path(__file__).resolve().parents[1]
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 SKIP = "--skip-tags packages,certbot,redis"
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow, pytest.mark.postgres]

@@ -1,3 +1,0 @@
-from .fixtures import fleet, mastodon_repo, start_fleet
-
-__all__ = ["fleet", "mastodon_repo", "start_fleet"]
