@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from controlplane.audit.routes import router as audit_router
 from controlplane.billing.routes import router as plans_router
+from controlplane.deployments.routes import router as deployments_router
 from controlplane.fleet.routes import router as hosts_router
 from controlplane.jobs.routes import router as jobs_router
 from controlplane.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -38,6 +39,7 @@ def create_app() -> FastAPI:
     for router in (
         tenancy_router,
         servers_router,
+        deployments_router,
         tokens_router,
         plans_router,
         hosts_router,

@@ -16,9 +16,10 @@ def pipelines() -> dict[str, Pipeline]:
     # Imported here so the Celery app can load without the step modules'
     # heavier imports (boto3, python-keycloak) until a job needs them.
     from provisioning.steps.hosts import CREATE_HOST
+    from provisioning.steps.inspect import INSPECT
     from provisioning.steps.provision import PROVISION
 
-    return {p.kind: p for p in (PROVISION, CREATE_HOST)}
+    return {p.kind: p for p in (PROVISION, CREATE_HOST, INSPECT)}
 
 
 def redactor_for(session: Session, job: Job) -> Redactor:

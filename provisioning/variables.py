@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
 from controlplane.fleet.models import Host
 from controlplane.fleet.placement import Slot
 from controlplane.servers.models import Server
 from controlplane.settings import get_settings
+from controlplane.storage import storage_variables
 
 
 def server_variables(
@@ -57,3 +60,19 @@ def server_variables(
             mastodon_smtp_password=settings.smtp_password or "",
         )
     return variables
+
+
+def deployment_variables(
+    session: Session,
+    server: Server,
+    host: Host,
+    secrets: dict[str, str],
+    version: str | None = None,
+) -> dict[str, Any]:
+    """Everything a server's playbooks are given: its role variables and its
+    object storage's. The playbook steps run with these, and the preview and
+    drift check render from them, so both show what a run would deploy."""
+    return {
+        **server_variables(server, host, secrets, version),
+        **storage_variables(session, server.id),
+    }

@@ -5,42 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
-
 from controlplane.fleet import placement
-from controlplane.fleet.models import Host
 from controlplane.servers import secrets as server_secrets
 from controlplane.servers.lifecycle import Actor, ServerState
 from controlplane.servers.models import Server
 from controlplane.servers.service import apply_event
 from controlplane.settings import get_settings
-from controlplane.storage import storage_variables
 from provisioning import health
-from provisioning.ansible import TaskEvent, run_playbook
-from provisioning.hosts import inventory_for
 from provisioning.pipeline import Pipeline, Step, StepContext, StepFailed, StepRetry
+from provisioning.steps.runs import host_of, run_on_host, server_of
 from provisioning.steps.storage import prepare_storage
-from provisioning.variables import server_variables
-
-
-def _server(session: Session, context: StepContext) -> Server:
-    assert context.server_id is not None
-    server = session.get(Server, context.server_id)
-    if server is None:
-        raise StepFailed("the server no longer exists")
-    return server
-
-
-def _host(session: Session, server: Server) -> Host:
-    host = session.get(Host, server.host_id) if server.host_id else None
-    if host is None:
-        raise StepFailed("the server has no host")
-    return host
+from provisioning.variables import deployment_variables
 
 
 def reserve_host(context: StepContext) -> dict[str, Any]:
     with context.session() as session:
-        server = _server(session, context)
+        server = server_of(session, context)
         try:
             host = placement.place(session, server)
         except placement.NoCapacity as exc:
@@ -52,7 +32,7 @@ def reserve_host(context: StepContext) -> dict[str, Any]:
 
 def generate_secrets(context: StepContext) -> dict[str, Any]:
     with context.session() as session:
-        values = server_secrets.ensure(session, _server(session, context).id)
+        values = server_secrets.ensure(session, server_of(session, context).id)
         session.commit()
     return {"generated": sorted(values)}
 
@@ -64,39 +44,13 @@ def prepare_identity(context: StepContext) -> dict[str, Any]:
 def playbook_step(playbook: str) -> Step:
     def run(context: StepContext) -> dict[str, Any]:
         with context.session() as session:
-            server = _server(session, context)
-            host = _host(session, server)
+            server = server_of(session, context)
+            host = host_of(session, server)
             values = server_secrets.ensure(session, server.id)
-            variables = {
-                **server_variables(server, host, values, context.params.get("version")),
-                **storage_variables(session, server.id),
-            }
-            inventory = inventory_for([host])
-
-        def record(event: TaskEvent) -> None:
-            context.record_event(
-                host=event.host,
-                play=event.play,
-                task=event.task,
-                action=event.action,
-                status=event.status,
-                changed=event.changed,
-                duration_ms=event.duration_ms,
-                result=event.result,
+            variables = deployment_variables(
+                session, server, host, values, context.params.get("version")
             )
-
-        result = run_playbook(
-            playbook,
-            inventory,
-            variables,
-            get_settings().data_dir / "runs",
-            f"{context.job_id}-{context.step}-{context.attempt}",
-            record,
-            context.redactor,
-            timeout_seconds=get_settings().playbook_timeout_seconds,
-            should_cancel=context.should_cancel,
-            skip_tags=get_settings().playbook_skip_tags,
-        )
+        result = run_on_host(context, playbook, host, variables)
         summary = {h: vars(s) for h, s in result.hosts.items()}
         if result.succeeded:
             return {"playbook": playbook, "hosts": summary, "seconds": round(result.seconds, 1)}
@@ -112,8 +66,8 @@ def playbook_step(playbook: str) -> Step:
 
 def health_gate(context: StepContext) -> dict[str, Any]:
     with context.session() as session:
-        server = _server(session, context)
-        host = _host(session, server)
+        server = server_of(session, context)
+        host = host_of(session, server)
         expected = context.params.get("version") or get_settings().mastodon_version
         direct = get_settings().health_check == "direct"
         report = health.check(
@@ -129,7 +83,7 @@ def health_gate(context: StepContext) -> dict[str, Any]:
 
 def activate(context: StepContext) -> dict[str, Any]:
     with context.session() as session:
-        server = _server(session, context)
+        server = server_of(session, context)
         if server.state == ServerState.provisioning:
             apply_event(session, server, "provisioned", Actor.system, "herd")
             session.commit()

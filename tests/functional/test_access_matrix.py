@@ -133,6 +133,11 @@ CASES = [
     case("POST", "/servers/{requested_server}/approve", STAFF, kind="global", body=lambda w: {}),
     case("POST", "/servers/{failed_server}/retry", STAFF, kind="global", body=lambda w: {}),
     case("GET", "/servers/{server}/jobs", READERS),
+    # The world's server has a host but no slot yet: the callers allowed get
+    # as far as the placement check (test_preview.py and test_drift.py cover a
+    # placed one).
+    case("GET", "/servers/{server}/preview", "owner admin operator staff_admin readonly", 409),
+    case("POST", "/servers/{server}/drift", STAFF, 409, "global"),
     case("GET", "/jobs", STAFF, kind="global"),
     case("GET", "/jobs/{job}", READERS),
     case("GET", "/jobs/{job}/events", READERS),

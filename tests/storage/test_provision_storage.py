@@ -43,12 +43,12 @@ from provisioning.ansible import PlaybookResult
 from provisioning.redaction import MASK
 from provisioning.registry import redactor_for
 from provisioning.render import render
-from provisioning.steps import provision
+from provisioning.steps import provision, runs
 from provisioning.steps.storage import prepare_storage
 from tests.factories import build_world
+from tests.moto import REGION, Moto, free_port
 from tests.playbooks.samples import sample_vars
 from tests.playbooks.test_templates import ENV, ruby_dotenv
-from tests.storage.conftest import REGION, Moto, free_port
 
 KIND = "storage-test"
 STEP = next(step for step in provision.PROVISION.steps if step.name == "prepare_storage")
@@ -363,7 +363,7 @@ def test_the_playbook_step_passes_the_storage_variables(
         passed.append(extravars)
         return PlaybookResult(status="successful", rc=0)
 
-    monkeypatch.setattr(provision, "run_playbook", playbook)
+    monkeypatch.setattr(runs, "run_playbook", playbook)
     run_provision = provision.playbook_step("provision.yml")
     job_id = _new_job(engine, server_id, ["prepare_storage", run_provision.name])
     assert _run(engine, job_id, STEP, run_provision).state == JobState.succeeded
