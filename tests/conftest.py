@@ -33,8 +33,8 @@ from controlplane.db import dispose_engines, engine_for
 from controlplane.ops import health
 from controlplane.settings import get_settings
 
-# Test hosts (tests/hosts) for every folder that runs playbooks on them.
-pytest_plugins = ["tests.hosts.fixtures"]
+# Test hosts (tests/hosts) and moto's S3 and IAM (tests/moto.py), for any folder.
+pytest_plugins = ["tests.hosts.fixtures", "tests.moto"]
 
 POSTGRES_SERVER_URL = os.environ.get(
     "HERD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

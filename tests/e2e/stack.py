@@ -44,27 +44,23 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-WORKER_ARGS = ("worker", "--beat", "--concurrency=1")
-
-
 class Worker:
-    """`herd worker --beat` as its own process, its output in a log file."""
+    """`herd worker --beat` as its own process, its output in a log file;
+    with a crash file, the worker of tests/e2e/crashing_worker.py."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, crash_file: Path | None = None) -> None:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
+        self.program = (
+            ["-m", "controlplane.cli.main"]
+            if crash_file is None
+            else ["-m", "tests.e2e.crashing_worker", str(crash_file)]
+        )
 
     def start(self) -> Worker:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "controlplane.cli.main",
-                    "worker",
-                    "--beat",
-                    "--concurrency=1",
-                ],
+                [sys.executable, *self.program, "worker", "--beat", "--concurrency=1"],
                 env=os.environ.copy(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -80,6 +76,10 @@ class Worker:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+
+    @property
+    def dead(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -109,8 +109,8 @@ class Stack:
         assert response.status_code < 300, (response.status_code, response.text)
         return response.json() if response.content else None
 
-    def start_worker(self) -> Worker:
-        worker = Worker(self.logs / f"worker-{len(self.workers)}.log").start()
+    def start_worker(self, crash_file: Path | None = None) -> Worker:
+        worker = Worker(self.logs / f"worker-{len(self.workers)}.log", crash_file).start()
         self.workers.append(worker)
         return worker
 

@@ -15,8 +15,8 @@ from sqlmodel import Session
 from controlplane.fleet.models import Host
 from controlplane.servers import secrets as server_secrets
 from controlplane.servers.models import Server
-from provisioning.render import render
-from provisioning.variables import server_variables
+from provisioning.deployment import render_files
+from provisioning.variables import deployment_variables
 from tests.e2e.stack import Stack
 from tests.factories import fingerprint
 from tests.hosts import webcheck
@@ -69,7 +69,8 @@ def deployed_variables(engine: Engine, server_id: str) -> tuple[dict[str, Any], 
         assert host is not None
         secrets = server_secrets.load(session, server.id)
         assert secrets
-        return server_variables(server, host, secrets), list(secrets.values())
+        variables = deployment_variables(session, server, host, secrets)
+        return variables, list(secrets.values())
 
 
 def test_an_order_becomes_an_active_server(stack: Stack, engine: Engine, herd_env: Path) -> None:
@@ -90,16 +91,16 @@ def test_an_order_becomes_an_active_server(stack: Stack, engine: Engine, herd_en
     assert setup
     assert setup[0]["env"].get("RAILS_ENV") == "production"
 
-    # What landed is what the templates render to for this server.
+    # What landed is, byte for byte, what Herd renders for this server (the
+    # same files its preview shows and its drift check compares).
     variables, secrets = deployed_variables(engine, server_id)
     user = variables["mastodon_user"]
+    files = render_files(variables)
+    assert len(files) == 9
+    for file in files:
+        assert host.read_text(file.path) == file.content, file.path
     env_file = host.read_text(f"/home/{user}/live/.env.production")
-    assert env_file == render("home/mastodon/live/.env.production.j2", variables)
     assert "LOCAL_DOMAIN=social.city-herd.social" in env_file
-    for unit in ("web", "sidekiq", "streaming", "streaming@"):
-        landed = host.read_text(f"/etc/systemd/system/{user}-{unit}.service")
-        template = f"etc/systemd/system/mastodon-{unit}.service.j2"
-        assert landed == render(template, variables), unit
 
     # Debian's nginx, inside the host, accepts the vhost that landed.
     vhost = host.read_text(f"/etc/nginx/sites-available/{user}.conf")

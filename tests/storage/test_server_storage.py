@@ -21,7 +21,7 @@ from controlplane.storage import (
     storage_names,
 )
 from controlplane.storage.settings import StorageSettings
-from tests.storage.conftest import Moto, free_port
+from tests.moto import Moto, free_port
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
