@@ -10,16 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -32,6 +26,7 @@ from controlplane import migrate
 from controlplane.db import dispose_engines, engine_for
 from controlplane.ops import health
 from controlplane.settings import get_settings
+from tests.processes import api_process
 
 # Test hosts (tests/hosts) and moto's S3 and IAM (tests/moto.py), for any folder.
 pytest_plugins = ["tests.hosts.fixtures", "tests.moto"]
@@ -158,36 +153,5 @@ def client(herd_env: Path) -> Iterator[TestClient]:
 def live_server(herd_env: Path) -> Iterator[str]:
     """Herd's API in a real uvicorn process on a free loopback port, on this
     test's database (for CLI commands and anything that needs real HTTP)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "controlplane.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with api_process() as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)

@@ -48,8 +48,8 @@ class Worker:
     """`herd worker --beat` as its own process, its output in a log file;
     with a crash file, the worker of tests/e2e/crashing_worker.py."""
 
-    def __init__(self, log: Path, crash_file: Path | None = None) -> None:
-        self.log = log
+    def __init__(self, log: Path, crash_file: Path | None = None, concurrency: int = 1) -> None:
+        self.log, self.concurrency = log, concurrency
         self.process: subprocess.Popen[bytes] | None = None
         self.program = (
             ["-m", "controlplane.cli.main"]
@@ -60,7 +60,13 @@ class Worker:
     def start(self) -> Worker:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, *self.program, "worker", "--beat", "--concurrency=1"],
+                [
+                    sys.executable,
+                    *self.program,
+                    "worker",
+                    "--beat",
+                    f"--concurrency={self.concurrency}",
+                ],
                 env=os.environ.copy(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -76,6 +82,15 @@ class Worker:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+
+    def wait_ready(self, timeout: float = 60.0) -> Worker:
+        """Until Celery says the worker consumes (it logs "ready.")."""
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log.read_text(errors="replace"):
+            assert not self.dead, self.log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.1)
+        return self
 
     @property
     def dead(self) -> bool:
@@ -109,8 +124,9 @@ class Stack:
         assert response.status_code < 300, (response.status_code, response.text)
         return response.json() if response.content else None
 
-    def start_worker(self, crash_file: Path | None = None) -> Worker:
-        worker = Worker(self.logs / f"worker-{len(self.workers)}.log", crash_file).start()
+    def start_worker(self, crash_file: Path | None = None, concurrency: int = 1) -> Worker:
+        log = self.logs / f"worker-{len(self.workers)}.log"
+        worker = Worker(log, crash_file, concurrency).start()
         self.workers.append(worker)
         return worker
 
