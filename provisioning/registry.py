@@ -18,8 +18,9 @@ def pipelines() -> dict[str, Pipeline]:
     from provisioning.steps.hosts import CREATE_HOST
     from provisioning.steps.inspect import INSPECT
     from provisioning.steps.provision import PROVISION
+    from provisioning.steps.upgrade import UPGRADE
 
-    return {p.kind: p for p in (PROVISION, CREATE_HOST, INSPECT)}
+    return {p.kind: p for p in (PROVISION, CREATE_HOST, INSPECT, UPGRADE)}
 
 
 def redactor_for(session: Session, job: Job) -> Redactor:

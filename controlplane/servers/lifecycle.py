@@ -59,6 +59,10 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("provisioned", frozenset({S.provisioning}), S.active, _SYSTEM),
     Transition("upgrade", frozenset({S.active}), S.upgrading, _SYSTEM),
     Transition("upgraded", frozenset({S.upgrading}), S.active, _SYSTEM),
+    # Back on the release it ran before: rolled back after a failed upgrade,
+    # or the upgrade stopped before it changed anything on the host.
+    Transition("rolled_back", frozenset({S.upgrading}), S.active, _SYSTEM),
+    Transition("upgrade_cancelled", frozenset({S.upgrading}), S.active, _SYSTEM),
     Transition("fail", frozenset({S.provisioning, S.upgrading}), S.failed, _SYSTEM),
     Transition("retry", frozenset({S.failed}), S.provisioning, _STAFF),
     Transition("suspend", frozenset({S.active}), S.suspended, _STAFF),

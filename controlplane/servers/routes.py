@@ -4,11 +4,14 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import Field, StringConstraints
 
 from controlplane.auth.principal import Principal
 from controlplane.deps import API_PREFIX, PageDep, PrincipalDep, SessionDep
+from controlplane.jobs.schemas import JobOut
 from controlplane.pagination import Page
-from controlplane.servers import service
+from controlplane.schemas import Input
+from controlplane.servers import service, upgrades
 from controlplane.servers.domains import unicode_form
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.schemas import (
@@ -152,6 +155,26 @@ for _event, _doc in (
     ),
 ):
     _staff_event_route(_event, _doc)
+
+
+class UpgradeRequest(Input):
+    # The format is checked by the service, which rollouts call too.
+    version: Annotated[str, StringConstraints(min_length=1, max_length=60)] = Field(
+        description="The release tag to go to: vMAJOR.MINOR.PATCH, optionally with a "
+        "pre-release suffix; newer than the one the server runs.",
+        examples=["v4.6.0"],
+    )
+
+
+@router.post("/servers/{server_id}/upgrade", response_model=JobOut, status_code=202)
+def upgrade_server(
+    server_id: uuid.UUID, data: UpgradeRequest, principal: PrincipalDep, session: SessionDep
+) -> JobOut:
+    """Staff: upgrade an active server to a newer Mastodon release. The job
+    backs up the database first and rolls the server back to the release it
+    ran when the new one fails its health gate."""
+    job = upgrades.start_upgrade(session, principal, server_id, data.version)
+    return JobOut.model_validate(job)
 
 
 @router.get("/servers/{server_id}/events", response_model=Page[ServerEventOut])

@@ -132,6 +132,17 @@ CASES = [
     case("POST", "/servers/{suspended_server}/resume", STAFF, kind="global", body=lambda w: {}),
     case("POST", "/servers/{requested_server}/approve", STAFF, kind="global", body=lambda w: {}),
     case("POST", "/servers/{failed_server}/retry", STAFF, kind="global", body=lambda w: {}),
+    # The world's active server reports no version yet (and has a job
+    # running): the callers allowed get as far as the service's checks;
+    # test_upgrades.py covers the 202.
+    case(
+        "POST",
+        "/servers/{server}/upgrade",
+        STAFF,
+        409,
+        "global",
+        body=lambda w: {"version": "v4.6.0"},
+    ),
     case("GET", "/servers/{server}/jobs", READERS),
     # The world's server has a host but no slot yet: the callers allowed get
     # as far as the placement check (test_preview.py and test_drift.py cover a

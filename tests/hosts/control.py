@@ -65,11 +65,13 @@ class StandinControl:
     def clear_failures(self) -> None:
         (self.folder / common.FAIL).unlink(missing_ok=True)
 
-    def set_unhealthy(self, unhealthy: bool = True) -> None:
-        """Make the web stand-in's /health answer 503 (or OK again)."""
+    def set_unhealthy(self, unhealthy: bool = True, versions: Iterable[str] = ()) -> None:
+        """Make the web stand-in's /health answer 503 (or OK again); with
+        ``versions`` (as Mastodon reports them, e.g. "4.6.0"), only while the
+        web process runs one of those."""
         path = self.folder / common.UNHEALTHY
         if unhealthy:
-            self._write(common.UNHEALTHY, "")
+            self._write(common.UNHEALTHY, "".join(f"{v}\n" for v in versions))
         else:
             path.unlink(missing_ok=True)
 

@@ -55,6 +55,18 @@ def load_config() -> Config:
     return Config(env, str(version), version.api_version)
 
 
+def unhealthy(version: str) -> bool:
+    """Whether /health answers 503: while the UNHEALTHY file exists and is
+    empty, for every version; when it lists versions (one a line, e.g.
+    ``4.6.0``), only while one of them runs, so a test can make a new release
+    fail its health gate and the release a rollback returns to pass it."""
+    path = state_path(UNHEALTHY)
+    if not path.exists():
+        return False
+    listed = path.read_text().split()
+    return not listed or version in listed
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "Mastodon"
     sys_version = ""
@@ -129,8 +141,8 @@ class Handler(BaseHTTPRequestHandler):
     def public(self, path: str) -> bool:
         config = self.config
         if path == "/health":
-            unhealthy = state_path(UNHEALTHY).exists()
-            self.send(503 if unhealthy else 200, "Service Unavailable" if unhealthy else "OK")
+            sick = unhealthy(config.version)
+            self.send(503 if sick else 200, "Service Unavailable" if sick else "OK")
             return True
         if path == "/.well-known/nodeinfo":
             self.send(200, instance.nodeinfo_links(config.env))

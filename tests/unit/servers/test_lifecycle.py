@@ -21,6 +21,8 @@ EXPECTED = {
     ("provisioned", S.provisioning): S.active,
     ("upgrade", S.active): S.upgrading,
     ("upgraded", S.upgrading): S.active,
+    ("rolled_back", S.upgrading): S.active,
+    ("upgrade_cancelled", S.upgrading): S.active,
     ("fail", S.provisioning): S.failed,
     ("fail", S.upgrading): S.failed,
     ("retry", S.failed): S.provisioning,
@@ -54,7 +56,18 @@ def test_deleted_is_final() -> None:
             target_state(event, S.deleted, Actor.system)
 
 
-@pytest.mark.parametrize("event", ["paid", "provisioned", "upgraded", "fail", "deprovisioned"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        "paid",
+        "provisioned",
+        "upgraded",
+        "rolled_back",
+        "upgrade_cancelled",
+        "fail",
+        "deprovisioned",
+    ],
+)
 def test_customers_and_staff_cannot_fake_system_events(event: str) -> None:
     source = next(state for (e, state) in EXPECTED if e == event)
     for actor in (Actor.customer, Actor.staff):
