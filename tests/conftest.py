@@ -29,7 +29,7 @@ from controlplane.settings import get_settings
 from tests.processes import api_process
 
 # Test hosts (tests/hosts) and moto's S3 and IAM (tests/moto.py), for any folder.
-pytest_plugins = ["tests.hosts.fixtures", "tests.moto"]
+pytest_plugins = ["tests.hosts.fixtures", "tests.moto", "tests.mailbox"]
 
 POSTGRES_SERVER_URL = os.environ.get(
     "HERD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
