@@ -15,11 +15,7 @@ import argparse
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -43,6 +39,7 @@ from controlplane.ids import uuid7
 from controlplane.servers.models import Server
 from controlplane.tenancy.models import Membership, Organisation, User
 from controlplane.tokens.models import ApiToken
+from tests.processes import api_process
 
 POSTGRES_SERVER_URL = os.environ.get(
     "HERD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -179,12 +176,6 @@ def seed(url: str, organisations: int, servers: int) -> Fleet:
     return Fleet(staff_token, owner_token, orgs[0]["id"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def database(backend: str, workdir: Path) -> Iterator[str]:
     if backend == "sqlite":
@@ -204,42 +195,14 @@ def database(backend: str, workdir: Path) -> Iterator[str]:
 
 @contextmanager
 def server(url: str, workdir: Path) -> Iterator[str]:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERD_")}
     env.update(
         HERD_DATABASE_URL=url,
         HERD_DATA_DIR=str(workdir / "data"),
         HERD_SECRET_KEY="bench-secret-key-0123456789abcdefghijklmnop",
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "controlplane.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with api_process(env) as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def _statements(client: httpx.Client, route: str) -> tuple[float, float]:

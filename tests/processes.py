@@ -17,9 +17,9 @@ UVICORN = ("--host", "127.0.0.1", "--log-level", "warning")
 
 
 @contextmanager
-def api_process() -> Iterator[str]:
+def api_process(env: dict[str, str] | None = None) -> Iterator[str]:
     """The API in a uvicorn process on a free loopback port, configured by
-    this process's environment (HERD_*); yields its base URL."""
+    ``env`` (this process's environment by default); yields its base URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -34,7 +34,7 @@ def api_process() -> Iterator[str]:
             "--port",
             str(port),
         ],
-        env=os.environ.copy(),
+        env=os.environ.copy() if env is None else env,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
