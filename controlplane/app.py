@@ -17,6 +17,7 @@ from controlplane.ops.health import router as health_router
 from controlplane.ops.metrics import register_collectors
 from controlplane.ops.metrics import router as metrics_router
 from controlplane.problems import install_problem_handlers
+from controlplane.rollouts.routes import router as rollouts_router
 from controlplane.servers.routes import router as servers_router
 from controlplane.settings import get_settings
 from controlplane.tenancy.routes import router as tenancy_router
@@ -45,6 +46,7 @@ def create_app() -> FastAPI:
         hosts_router,
         audit_router,
         jobs_router,
+        rollouts_router,
         health_router,
         metrics_router,
     ):

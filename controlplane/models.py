@@ -5,6 +5,13 @@ from controlplane.audit.models import AuditEntry
 from controlplane.billing.models import Plan
 from controlplane.fleet.models import Host
 from controlplane.jobs.models import Job, JobEvent, JobStep
+from controlplane.rollouts.models import (
+    CatalogueRelease,
+    MaintenanceWindow,
+    ReleaseSeries,
+    Rollout,
+    RolloutTarget,
+)
 from controlplane.servers.models import Server, ServerEvent, ServerSecrets
 from controlplane.storage.models import ServerStorage
 from controlplane.tenancy.models import Invitation, Membership, Organisation, User
@@ -13,14 +20,19 @@ from controlplane.tokens.models import ApiToken
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "CatalogueRelease",
     "Host",
     "Invitation",
     "Job",
     "JobEvent",
     "JobStep",
+    "MaintenanceWindow",
     "Membership",
     "Organisation",
     "Plan",
+    "ReleaseSeries",
+    "Rollout",
+    "RolloutTarget",
     "Server",
     "ServerEvent",
     "ServerSecrets",

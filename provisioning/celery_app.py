@@ -31,9 +31,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         result_expires=86400,
         timezone="UTC",
-        include=["provisioning.tasks"],
+        include=["provisioning.tasks", "provisioning.rollouts"],
         beat_schedule={
             "reconcile": {"task": "herd.reconcile", "schedule": settings.reconcile_seconds},
+            "rollouts": {"task": "herd.advance_rollouts", "schedule": settings.reconcile_seconds},
         },
     )
     return app

@@ -202,6 +202,49 @@ CASES = [
     case("PATCH", "/hosts/{host}", STAFF, kind="global", body=lambda w: {"capacity": 8}),
     case("DELETE", "/hosts/{empty_host}", STAFF, 204, "global"),
     case("GET", "/audit", STAFF, kind="global"),
+    # Rollouts (tests/functional/test_rollouts.py covers their behaviour).
+    case("GET", "/releases", STAFF, kind="global"),
+    case("POST", "/releases", STAFF, 201, "global", lambda w: {"tag": "v4.5.2"}),
+    case("POST", "/releases/import", STAFF, kind="global", body=lambda w: {"releases": []}),
+    case(
+        "PUT",
+        "/releases/series",
+        STAFF,
+        kind="global",
+        body=lambda w: {"series": "4.5", "end_of_support": "2027-01-01"},
+    ),
+    case("GET", "/organisations/{org}/maintenance-windows", READERS),
+    case(
+        "PUT",
+        "/organisations/{org}/maintenance-windows",
+        CHANGE_ORG,
+        body=lambda w: {"windows": [{"weekday": 1, "start": "02:00", "duration_minutes": 60}]},
+    ),
+    # The world's catalogue is empty: allowed callers get as far as the
+    # release lookup.
+    case(
+        "POST",
+        "/rollouts/plan",
+        STAFF,
+        404,
+        "global",
+        lambda w: {"target": "v4.5.2", "selector": {"all": True}},
+    ),
+    case(
+        "POST",
+        "/rollouts",
+        STAFF,
+        404,
+        "global",
+        lambda w: {"target": "v4.5.2", "selector": {"all": True}},
+    ),
+    case("GET", "/rollouts", STAFF, kind="global"),
+    # The world has no rollout: allowed callers get as far as the lookup.
+    case("GET", "/rollouts/{job}", STAFF, 404, "global"),
+    case("GET", "/rollouts/{job}/servers", STAFF, 404, "global"),
+    case("POST", "/rollouts/{job}/pause", STAFF, 404, "global"),
+    case("POST", "/rollouts/{job}/resume", STAFF, 404, "global"),
+    case("POST", "/rollouts/{job}/abort", STAFF, 404, "global"),
     case("GET", "/healthz", " ".join(PRINCIPALS), kind="public"),
     case("GET", "/healthz/live", " ".join(PRINCIPALS), kind="public"),
 ]
