@@ -59,3 +59,18 @@ def iam_client(settings: StorageSettings) -> Any:
         )
     except ValueError as exc:
         raise StorageError(f"the IAM settings are not usable: {exc}") from exc
+
+
+@lru_cache(maxsize=8)
+def presigning_client(settings: StorageSettings) -> Any:
+    """An S3 client on the endpoint the hosts reach (which may differ from
+    the one Herd uses), for signing URLs that hosts will call."""
+    style = "path" if settings.path_style else "virtual"
+    try:
+        return _session(settings).client(
+            "s3",
+            endpoint_url=settings.resolved_public_endpoint_url,
+            config=_config(settings, s3={"addressing_style": style}),
+        )
+    except ValueError as exc:
+        raise StorageError(f"the S3 settings are not usable: {exc}") from exc
