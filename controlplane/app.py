@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI
 
 from controlplane.audit.routes import router as audit_router
+from controlplane.billing.billing_routes import router as billing_router
 from controlplane.billing.routes import router as plans_router
 from controlplane.deployments.routes import router as deployments_router
 from controlplane.fleet.routes import router as hosts_router
@@ -43,6 +44,7 @@ def create_app() -> FastAPI:
         deployments_router,
         tokens_router,
         plans_router,
+        billing_router,
         hosts_router,
         audit_router,
         jobs_router,

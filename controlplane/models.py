@@ -2,7 +2,14 @@
 (Alembic's autogenerate and the test fixtures read it)."""
 
 from controlplane.audit.models import AuditEntry
-from controlplane.billing.models import Plan
+from controlplane.billing.models import (
+    AddOn,
+    BillingAccount,
+    BillingSubscription,
+    Invoice,
+    Plan,
+    StripeEvent,
+)
 from controlplane.fleet.models import Host
 from controlplane.jobs.models import Job, JobEvent, JobStep
 from controlplane.rollouts.models import (
@@ -18,11 +25,15 @@ from controlplane.tenancy.models import Invitation, Membership, Organisation, Us
 from controlplane.tokens.models import ApiToken
 
 __all__ = [
+    "AddOn",
     "ApiToken",
     "AuditEntry",
+    "BillingAccount",
+    "BillingSubscription",
     "CatalogueRelease",
     "Host",
     "Invitation",
+    "Invoice",
     "Job",
     "JobEvent",
     "JobStep",
@@ -37,5 +48,6 @@ __all__ = [
     "ServerEvent",
     "ServerSecrets",
     "ServerStorage",
+    "StripeEvent",
     "User",
 ]

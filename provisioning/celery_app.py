@@ -31,10 +31,15 @@ def make_celery(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         result_expires=86400,
         timezone="UTC",
-        include=["provisioning.tasks", "provisioning.rollouts"],
+        include=["provisioning.tasks", "provisioning.rollouts", "provisioning.billing_tasks"],
         beat_schedule={
             "reconcile": {"task": "herd.reconcile", "schedule": settings.reconcile_seconds},
             "rollouts": {"task": "herd.advance_rollouts", "schedule": settings.reconcile_seconds},
+            # Grace and retention periods are days long: once a minute is plenty.
+            "billing": {
+                "task": "herd.billing.tick",
+                "schedule": max(60.0, settings.reconcile_seconds),
+            },
         },
     )
     return app

@@ -15,12 +15,25 @@ from provisioning.redaction import Redactor
 def pipelines() -> dict[str, Pipeline]:
     # Imported here so the Celery app can load without the step modules'
     # heavier imports (boto3, python-keycloak) until a job needs them.
+    from provisioning.steps.billing import DEPROVISION, FINAL_BACKUP, RESUME, SUSPEND
     from provisioning.steps.hosts import CREATE_HOST
     from provisioning.steps.inspect import INSPECT
     from provisioning.steps.provision import PROVISION
     from provisioning.steps.upgrade import UPGRADE
 
-    return {p.kind: p for p in (PROVISION, CREATE_HOST, INSPECT, UPGRADE)}
+    return {
+        p.kind: p
+        for p in (
+            PROVISION,
+            CREATE_HOST,
+            INSPECT,
+            UPGRADE,
+            SUSPEND,
+            RESUME,
+            FINAL_BACKUP,
+            DEPROVISION,
+        )
+    }
 
 
 def redactor_for(session: Session, job: Job) -> Redactor:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -42,3 +42,52 @@ class PlanOut(Output):
     storage_gb: int
     active: bool
     created_at: datetime
+
+
+class BillingUpdate(Input):
+    """Staff: how an organisation pays. send_invoice is bank transfer (an
+    emailed invoice due in `days_until_due` days)."""
+
+    collection_method: Literal["charge_automatically", "send_invoice"] | None = None
+    days_until_due: int | None = Field(default=None, ge=1, le=365)
+
+
+class SubscriptionOut(Output):
+    server_id: uuid.UUID
+    plan_id: uuid.UUID
+    stripe_subscription_id: str | None
+    status: str
+    checkout_url: str | None
+    paid_at: datetime | None
+    ended_at: datetime | None
+    suspended_by_billing: bool
+
+
+class BillingOut(Output):
+    organisation_id: uuid.UUID
+    stripe_customer_id: str | None
+    collection_method: str
+    days_until_due: int
+    status: str
+    past_due_since: datetime | None
+    suspend_after: datetime | None
+    subscriptions: list[SubscriptionOut]
+
+
+class InvoiceOut(Output):
+    id: uuid.UUID
+    stripe_id: str
+    number: str | None
+    status: str
+    amount_due: int
+    amount_paid: int
+    currency: str
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+    stripe_subscription_id: str | None
+    created: datetime
+    due_date: datetime | None
+
+
+class PlanChange(Input):
+    plan: PlanCode

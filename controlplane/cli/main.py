@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from controlplane.cli.billing import app as billing_app
 from controlplane.cli.jobs import app as jobs_app
 from controlplane.cli.rollout import app as rollout_app
 from controlplane.cli.rollout import release_app
@@ -20,6 +21,7 @@ app = typer.Typer(help="Herd: the control plane for hosted Mastodon.", no_args_i
 staff_app = typer.Typer(help="Hosting staff accounts.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(billing_app, name="billing")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(release_app, name="release")
 

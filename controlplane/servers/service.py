@@ -153,6 +153,10 @@ def order(
         org_id,
         {"domain": domain, "plan": plan.code},
     )
+    # With billing on, the order waits for Stripe to say it is paid.
+    from controlplane.billing import subscriptions
+
+    subscriptions.on_order(session, server, plan)
     return ServerView(server, plan.code)
 
 

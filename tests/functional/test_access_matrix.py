@@ -202,6 +202,35 @@ CASES = [
     case("PATCH", "/hosts/{host}", STAFF, kind="global", body=lambda w: {"capacity": 8}),
     case("DELETE", "/hosts/{empty_host}", STAFF, 204, "global"),
     case("GET", "/audit", STAFF, kind="global"),
+    case(
+        "GET", "/organisations/{org}/billing", "owner admin billing operator staff_admin readonly"
+    ),
+    case(
+        "PATCH",
+        "/organisations/{org}/billing",
+        "staff_admin",
+        body=lambda w: {"collection_method": "send_invoice", "days_until_due": 30},
+    ),
+    case(
+        "GET", "/organisations/{org}/invoices", "owner admin billing operator staff_admin readonly"
+    ),
+    # The world holds no invoice: the callers allowed get as far as the lookup
+    # (tests/billing covers a stored one).
+    case(
+        "GET",
+        "/organisations/{org}/invoices/{missing_invoice}",
+        "owner admin billing operator staff_admin readonly",
+        404,
+    ),
+    # The world's server has no subscription: the callers allowed get as far
+    # as that check (tests/billing covers a change).
+    case(
+        "POST",
+        "/servers/{server}/plan",
+        "owner billing staff_admin",
+        409,
+        body=lambda w: {"plan": "small"},
+    ),
     # Rollouts (tests/functional/test_rollouts.py covers their behaviour).
     case("GET", "/releases", STAFF, kind="global"),
     case("POST", "/releases", STAFF, 201, "global", lambda w: {"tag": "v4.5.2"}),
@@ -249,8 +278,9 @@ CASES = [
     case("GET", "/healthz/live", " ".join(PRINCIPALS), kind="public"),
 ]
 # Accepting an invitation is open to callers without a token by design; its
-# rules are tested on their own in test_invitations.py.
-SEPARATELY_TESTED = {"POST /api/v1/invitations/accept"}
+# rules are tested on their own in test_invitations.py. Stripe's webhook is
+# authenticated by its signature, not a token: tests/billing covers it.
+SEPARATELY_TESTED = {"POST /api/v1/invitations/accept", "POST /api/v1/billing/stripe/webhook"}
 
 
 def _normalise(path: str) -> str:

@@ -1,0 +1,145 @@
+"""What billing asks of a server's host: suspend it, resume it, take its
+final backup, and deprovision it.
+
+    suspend:      wait_turn → run_suspend
+    resume:       wait_turn → run_resume
+    final_backup: wait_turn → run_suspend → run_final_backup
+    deprovision:  wait_turn → run_deprovision → finish_deprovision
+
+The lifecycle state moves when billing creates the job (so a second decision
+sees it at once); the job then makes the host match. Each job waits for the
+server's older unfinished jobs first, since a resume that overtook its
+suspend, or a deprovision that overtook the final backup, would leave the
+host in the wrong state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from controlplane.jobs.models import FINISHED, Job
+from controlplane.servers import secrets as server_secrets
+from controlplane.servers.lifecycle import Actor, ServerState
+from controlplane.servers.models import Server
+from controlplane.servers.service import apply_event
+from controlplane.storage import get_storage_settings
+from controlplane.storage.models import ServerStorage
+from controlplane.storage.uploads import presigned_backup_upload
+from provisioning import host_scripts
+from provisioning.pipeline import Pipeline, Step, StepContext, StepFailed, StepRetry
+from provisioning.steps.runs import host_of, run_on_host, server_of
+from provisioning.variables import deployment_variables
+
+FINAL_BACKUP_LABEL = "final"
+
+
+def wait_turn(context: StepContext) -> dict[str, Any]:
+    with context.session() as session:
+        older = session.exec(
+            select(Job.id).where(
+                Job.server_id == context.server_id,
+                col(Job.id) < context.job_id,
+                col(Job.state).not_in(FINISHED),
+            )
+        ).first()
+    if older is not None:
+        raise StepRetry(f"waiting for job {older} on the same server")
+    return {}
+
+
+def _placed(session: Session, context: StepContext) -> Server | None:
+    server = server_of(session, context)
+    return server if server.host_id is not None and server.slot is not None else None
+
+
+def _playbook(
+    playbook: str, extra: Callable[[Session, Server], dict[str, Any]] | None = None
+) -> Step:
+    """A playbook run with the server's variables (and `extra(session,
+    server)`'s); a server never placed on a host has nothing to run on."""
+
+    def run(context: StepContext) -> dict[str, Any]:
+        with context.session() as session:
+            server = _placed(session, context)
+            if server is None:
+                return {"skipped": "the server was never placed on a host"}
+            host = host_of(session, server)
+            values = server_secrets.ensure(session, server.id)
+            variables = deployment_variables(session, server, host, values)
+            variables.update(extra(session, server) if extra else {})
+        result = run_on_host(context, playbook, host, variables)
+        if result.succeeded:
+            return {"playbook": playbook, "seconds": round(result.seconds, 1)}
+        message = f"{playbook} {result.status} (rc {result.rc}) on {host.name}"
+        raise StepRetry(message) if context.attempt < 3 else StepFailed(message)
+
+    return Step(f"run_{playbook.removesuffix('.yml')}", run, attempts=3, backoff_seconds=20)
+
+
+def _final_backup_variables(session: Session, server: Server) -> dict[str, Any]:
+    variables: dict[str, Any] = {"mastodon_backup_label": FINAL_BACKUP_LABEL}
+    grant = session.get(ServerStorage, server.id)
+    settings = get_storage_settings()
+    if grant is None or not settings.configured:
+        # No object storage: the backup stays on the host; deprovision.yml
+        # then copies it outside the home before removing the server.
+        return variables
+    # Mastodon's own key cannot reach the backups bucket (so a compromised
+    # host cannot destroy its backups), and Herd's key never leaves the
+    # control plane: the host gets a presigned POST that lets it write under
+    # this backup's prefix for an hour, and nothing else.
+    upload = presigned_backup_upload(settings, grant.backups_bucket, f"{FINAL_BACKUP_LABEL}/")
+    variables |= {
+        "mastodon_backup_upload_command": [
+            "python3",
+            "-c",
+            host_scripts.source("upload_backup"),
+            "{path}",
+        ],
+        "mastodon_backup_upload_environment": {"HERD_BACKUP_UPLOAD": json.dumps(upload)},
+    }
+    return variables
+
+
+def _deprovision_variables(_session: Session, server: Server) -> dict[str, Any]:
+    return {"mastodon_deprovision_confirm": server.domain}
+
+
+def finish_deprovision(context: StepContext) -> dict[str, Any]:
+    with context.session() as session:
+        server = server_of(session, context)
+        if server.state == ServerState.deprovisioning:
+            apply_event(session, server, "deprovisioned", Actor.system, "billing")
+            # The slot goes back to the host for the next server.
+            server.host_id, server.slot = None, None
+            session.add(server)
+            session.commit()
+        return {"state": server.state.value}
+
+
+_WAIT = Step("wait_turn", wait_turn, attempts=120, backoff_seconds=10, max_backoff_seconds=60)
+SUSPEND = Pipeline("suspend", (_WAIT, _playbook("suspend.yml")))
+RESUME = Pipeline("resume", (_WAIT, _playbook("resume.yml")))
+FINAL_BACKUP = Pipeline(
+    "final_backup",
+    (
+        _WAIT,
+        _playbook("suspend.yml"),
+        dataclasses.replace(
+            _playbook("backup.yml", _final_backup_variables), name="run_final_backup"
+        ),
+    ),
+)
+DEPROVISION = Pipeline(
+    "deprovision",
+    (
+        _WAIT,
+        _playbook("deprovision.yml", _deprovision_variables),
+        Step("finish_deprovision", finish_deprovision),
+    ),
+)
