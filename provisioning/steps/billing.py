@@ -27,7 +27,7 @@ from controlplane.servers import secrets as server_secrets
 from controlplane.servers.lifecycle import Actor, ServerState
 from controlplane.servers.models import Server
 from controlplane.servers.service import apply_event
-from controlplane.storage import get_storage_settings
+from controlplane.storage import StorageUnavailable, get_storage_settings, revoke_server_credentials
 from controlplane.storage.models import ServerStorage
 from controlplane.storage.uploads import presigned_backup_upload
 from provisioning import host_scripts
@@ -110,6 +110,22 @@ def _deprovision_variables(_session: Session, server: Server) -> dict[str, Any]:
     return {"mastodon_deprovision_confirm": server.domain}
 
 
+def revoke_storage(context: StepContext) -> dict[str, Any]:
+    """The server's S3 key and IAM user go with the server; its buckets stay
+    for the retention period (the backups bucket's lifecycle rule expires
+    what is in it)."""
+    with context.session() as session:
+        grant = session.get(ServerStorage, context.server_id) if context.server_id else None
+    settings = get_storage_settings()
+    if grant is None or not settings.configured:
+        return {"skipped": "the server has no object storage"}
+    try:
+        revoke_server_credentials(grant.server_id, settings=settings)
+    except StorageUnavailable as exc:
+        raise StepRetry(str(exc)) from exc
+    return {"revoked": grant.access_key_id}
+
+
 def finish_deprovision(context: StepContext) -> dict[str, Any]:
     with context.session() as session:
         server = server_of(session, context)
@@ -140,6 +156,7 @@ DEPROVISION = Pipeline(
     (
         _WAIT,
         _playbook("deprovision.yml", _deprovision_variables),
+        Step("revoke_storage", revoke_storage, attempts=8, backoff_seconds=15),
         Step("finish_deprovision", finish_deprovision),
     ),
 )

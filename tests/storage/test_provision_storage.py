@@ -43,6 +43,7 @@ from provisioning.ansible import PlaybookResult
 from provisioning.redaction import MASK
 from provisioning.registry import redactor_for
 from provisioning.render import render
+from provisioning.steps import billing as billing_steps
 from provisioning.steps import provision, runs
 from provisioning.steps.storage import prepare_storage
 from tests.factories import build_world
@@ -483,3 +484,19 @@ def test_storage_is_configured_by_an_endpoint_credentials_or_explicitly(
 def test_ensure_grant_refuses_when_not_configured(engine: Engine, server_id: uuid.UUID) -> None:
     with Session(engine) as session, pytest.raises(StorageNotConfigured):
         storage_grants.ensure_grant(session, server_id)
+
+
+def test_deprovisioning_revokes_the_key_and_keeps_the_data(
+    storage: Moto, engine: Engine, server_id: uuid.UUID
+) -> None:
+    assert _provision_storage(engine, server_id).state == JobState.succeeded
+    [user] = _herd_users(storage)
+    buckets = _buckets(storage)
+    revoke = pipeline.Step("revoke_storage", billing_steps.revoke_storage)
+    for _ in range(2):  # a second run finds nothing left to revoke
+        job_id = _new_job(engine, server_id, ["revoke_storage"])
+        assert _run(engine, job_id, revoke).state == JobState.succeeded
+    assert _herd_users(storage) == []
+    assert user not in [u["UserName"] for u in storage.admin("iam").list_users()["Users"]]
+    # The buckets stay for the retention period.
+    assert _buckets(storage) == buckets
