@@ -55,8 +55,13 @@ class Slot:
 
 def place(session: Session, server: Server) -> Host:
     """Give `server` a host and slot, or return the ones it already has.
-    The unique (host, slot) constraint settles a race between two workers:
-    the loser's flush fails and its step is retried."""
+
+    Candidates are read without a lock, so two workers placing at once may
+    both see room on the same host. Each then locks the host row (PostgreSQL;
+    SQLite serialises writers anyway) and reads its slots again: the later
+    one finds the host full and tries the next candidate. The unique (host,
+    slot) constraint is the last guard: a flush that loses fails and the
+    step is retried. A slot is always below the host's capacity."""
     if server.host_id is not None and server.slot is not None:
         host = session.get(Host, server.host_id)
         assert host is not None
@@ -72,16 +77,25 @@ def place(session: Session, server: Server) -> Host:
         .having(load < Host.capacity)
         .order_by(load, col(Host.name))
     ).all()
-    if not candidates:
-        raise NoCapacity("no active host has room for another server")
-    host = candidates[0][0]
+    for candidate, _load in candidates:
+        host = session.exec(
+            select(Host).where(col(Host.id) == candidate.id).with_for_update()
+        ).one()
+        slot = free_slot(session, host)
+        if slot is None:
+            continue
+        server.host_id, server.slot = host.id, slot
+        session.add(server)
+        session.flush()
+        return host
+    raise NoCapacity("no active host has room for another server")
+
+
+def free_slot(session: Session, host: Host) -> int | None:
+    """The lowest slot below the host's capacity that no server holds."""
     taken = set(
         session.exec(
             select(Server.slot).where(Server.host_id == host.id, col(Server.slot).is_not(None))
         ).all()
     )
-    server.host_id = host.id
-    server.slot = next(n for n in range(host.capacity + len(taken) + 1) if n not in taken)
-    session.add(server)
-    session.flush()
-    return host
+    return next((n for n in range(host.capacity) if n not in taken), None)

@@ -4,14 +4,17 @@ steps and events, and streamed live as server-sent events."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, col, select
 
 from controlplane.fleet import placement
 from controlplane.jobs.models import JobEvent
+from controlplane.servers.models import Server
 from tests import factories
 from tests.factories import World
 
@@ -89,3 +92,58 @@ def test_placement_fills_the_least_loaded_host_and_never_shares_a_slot(engine: E
             2,
         )
         session.rollback()
+
+
+def test_two_placements_racing_for_the_last_slot_never_overfill_the_host(
+    engine: Engine,
+) -> None:
+    with Session(engine) as session:
+        org, plan = factories.organisation(session), factories.plan(session)
+        only = factories.host(session, "h-only")
+        only.capacity = 1
+        first, second = (factories.server(session, org, plan) for _ in range(2))
+        session.commit()
+        first_id, second_id = first.id, second.id
+    chose, committed = threading.Event(), threading.Event()
+    outcome: list[BaseException | tuple[str, int | None]] = []
+
+    def race() -> None:
+        # The later worker reads the candidates while the host still has
+        # room, then everything after the other worker has committed.
+        with Session(engine) as other:
+            read = other.exec
+            calls = 0
+
+            def exec_after_first(*args: object, **kwargs: object) -> object:
+                nonlocal calls
+                calls += 1
+                if calls == 2:
+                    chose.set()
+                    committed.wait(10)
+                return read(*args, **kwargs)
+
+            other.exec = exec_after_first  # type: ignore[method-assign]
+            try:
+                server = other.get(Server, second_id)
+                assert server is not None
+                host = placement.place(other, server)
+                other.commit()
+                outcome.append((host.name, server.slot))
+            except (placement.NoCapacity, IntegrityError, OperationalError) as exc:
+                outcome.append(exc)
+
+    racer = threading.Thread(target=race)
+    racer.start()
+    assert chose.wait(10)
+    with Session(engine) as session:
+        server = session.get(Server, first_id)
+        assert server is not None
+        placement.place(session, server)
+        session.commit()
+    committed.set()
+    racer.join(30)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], placement.NoCapacity), outcome
+    with Session(engine) as session:
+        slots = session.exec(select(Server.slot).where(col(Server.slot).is_not(None))).all()
+    assert slots == [0]
