@@ -1,0 +1,499 @@
+"""Benchmark: a rollout's orchestration overhead against plain ansible-playbook.
+
+N test hosts, one server each, provisioned through Herd itself (worker
+concurrency = forks), so Herd's records, secrets and the hosts agree. Then, in
+the same run, the same upgrade (v4.5.1 → v4.5.2, playbooks/upgrade.yml) twice:
+
+1. through Herd: a rollout with one wave of 100 %, concurrency cap = forks,
+   `herd worker` concurrency = forks; timed from the POST /rollouts call until
+   the rollout reads `completed` (every server upgraded and health-gated);
+2. reset: one plain `ansible-playbook rollback.yml` back to v4.5.1 (not timed);
+3. plain: one `ansible-playbook upgrade.yml -f FORKS` over the same inventory,
+   every host with the variables Herd passes it (server_variables with Herd's
+   stored secrets, as host variables), the same skip tags and Ansible
+   environment, and `mastodon_upgrade_serial` = N (the playbook's default of 1
+   would upgrade one host at a time and flatter Herd).
+
+The rollout goes first, so the plain run gets whatever a second upgrade on a
+host saves: the ratio errs against Herd. Both runs are checked to do the same
+work (the stand-in's command log per host) and to leave every host on 4.5.2.
+
+Runs the real stack as tests/e2e does (API in uvicorn, `herd worker --beat`
+over Redis on PostgreSQL, test hosts over SSH with the Mastodon stand-in);
+needs root and the test-host packages (scripts/test installs them).
+
+    .venv/bin/python -m bench.rollout_overhead [--hosts 8] [--forks 4]
+        [--reconcile-seconds 2] [--cap FORKS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, col, select
+
+from controlplane import migrate
+from controlplane.db import dispose_engines, engine_for
+from controlplane.fleet.models import Host
+from controlplane.jobs.models import Job, JobEvent, JobStep
+from controlplane.rollouts.models import RolloutTarget
+from controlplane.servers import secrets as server_secrets
+from controlplane.servers.models import Server
+from controlplane.settings import get_settings
+from provisioning.ansible import PLAYBOOKS
+from provisioning.hosts import inventory_for
+from provisioning.variables import deployment_variables
+from tests.e2e.conftest import PLAYBOOK_VARS, SKIP_TAGS, VERSION, small_world
+from tests.e2e.stack import Stack
+from tests.hosts import webcheck
+from tests.hosts.harness import TestFleet
+from tests.hosts.mastodon_repo import build_mastodon_repo
+from tests.processes import api_process
+
+POSTGRES_SERVER_URL = os.environ.get(
+    "HERD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+TARGET = "v4.5.2"
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    return (end - start).total_seconds() if start and end else 0.0
+
+
+# -- the plain run ------------------------------------------------------------------
+
+
+def plain_inventory(engine: Engine, run_dir: Path, version: str) -> dict[str, Any]:
+    """Every server's host with what Herd would pass its playbook (as host
+    variables: each server has its own) and Herd's connection settings."""
+    with Session(engine) as session:
+        servers = session.exec(select(Server).where(col(Server.host_id).is_not(None))).all()
+        hosts, per_host = [], {}
+        servers = list(servers)
+        for server in servers:
+            host = session.get(Host, server.host_id)
+            assert host is not None
+            secrets = server_secrets.ensure(session, server.id)
+            per_host[server.id] = deployment_variables(session, server, host, secrets, version)
+            hosts.append(host)
+    keys = run_dir / "keys"
+    keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+    entries = {}
+    # One inventory entry per server (an alias for its host): under parallel
+    # approvals Herd may place two servers on one host (see the output).
+    for server, host in zip(servers, hosts, strict=True):
+        inventory = inventory_for([host], {host.name: per_host[server.id]})
+        entry = dict(inventory.hosts[host.name])
+        if host.name in inventory.ssh_keys:
+            key = keys / f"{host.name}.key"
+            key.write_text(inventory.ssh_keys[host.name].rstrip("\n") + "\n")
+            key.chmod(0o600)
+            entry["ansible_ssh_private_key_file"] = str(key)
+        entries[f"{host.name}-slot{server.slot}"] = entry
+    return {"all": {"hosts": entries}}
+
+
+def ansible_playbook(
+    run_dir: Path, playbook: str, inventory: dict[str, Any], forks: int, extra: dict[str, Any]
+) -> tuple[float, float]:
+    """One plain `ansible-playbook` process; (wall seconds, seconds until the
+    first task header, i.e. its start-up). The environment is the one Herd's
+    runner gives ansible-playbook (provisioning/ansible.py), and the working
+    folder playbooks/ as there, so playbooks/ansible.cfg applies to both."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "inventory.json"
+    path.write_text(json.dumps(inventory))
+    path.chmod(0o600)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(run_dir / "cp"),
+    }
+    command = [
+        str(Path(bin_dir) / "ansible-playbook"),
+        "-i",
+        str(path),
+        "-f",
+        str(forks),
+        "--skip-tags",
+        ",".join(SKIP_TAGS),
+        "-e",
+        json.dumps(extra),
+        str(PLAYBOOKS / playbook),
+    ]
+    log = run_dir / f"{playbook}.log"
+    first_task = None
+    started = time.monotonic()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=PLAYBOOKS,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            if first_task is None and line.startswith("TASK ["):
+                first_task = time.monotonic() - started
+            out.write(line)
+        rc = process.wait()
+    wall = time.monotonic() - started
+    if rc != 0:
+        raise SystemExit(
+            f"ansible-playbook {playbook} failed (rc {rc}); see the tail:\n"
+            + log.read_text()[-4000:]
+        )
+    return wall, first_task or 0.0
+
+
+# -- checks -------------------------------------------------------------------------
+
+
+def work_done(fleet: TestFleet) -> dict[str, Counter[str]]:
+    """Per host, the stand-in commands run (systemctl queries left out: they
+    are Ansible asking, not work)."""
+    done = {}
+    for host in fleet:
+        done[host.name] = Counter(
+            call["command"]
+            for call in host.standin.calls()
+            if not call["command"].startswith(("systemctl show", "systemctl is-"))
+        )
+    return done
+
+
+def clear_work(fleet: TestFleet) -> None:
+    for host in fleet:
+        host.standin.clear_calls()
+
+
+def versions(inventory: dict[str, Any]) -> Counter[str]:
+    """What each server's web process reports, on the port Herd placed it at
+    (base + slot: not the host's default port)."""
+    seen: Counter[str] = Counter()
+    for variables in inventory["all"]["hosts"].values():
+        url = f"http://127.0.0.1:{variables['mastodon_web_port']}/api/v2/instance"
+        try:
+            status, body = webcheck.get(url)
+            seen[str(json.loads(body)["version"]) if status == 200 else f"HTTP {status}"] += 1
+        except (OSError, ValueError, KeyError) as error:
+            seen[f"unreachable ({type(error).__name__})"] += 1
+    return seen
+
+
+# -- the rollout ----------------------------------------------------------------------
+
+
+def provision(stack: Stack, count: int, timeout: float) -> None:
+    ids = [stack.order(f"r{n}.bench-herd.social") for n in range(count)]
+    with ThreadPoolExecutor(max_workers=min(count, 8)) as pool:
+        list(pool.map(stack.approve, ids))
+    for server_id in ids:
+        server = stack.wait_for_state(server_id, "active", timeout=timeout)
+        assert server["version"] == VERSION.removeprefix("v"), server
+
+
+def rollout(stack: Stack, cap: int, timeout: float) -> tuple[str, float, dict[str, Any]]:
+    spec = {
+        "target": TARGET,
+        "selector": {"all": True},
+        "waves": ["100%"],
+        "concurrency": cap,
+        "failure_budget": 0,
+    }
+    started = time.monotonic()
+    created = stack.ok("operator", "POST", "/rollouts", json=spec)
+    deadline = started + timeout
+    while True:
+        state = stack.ok("operator", "GET", f"/rollouts/{created['id']}")
+        if state["state"] in ("completed", "halted", "aborted"):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the rollout did not finish in {timeout:.0f} s: {state}")
+        time.sleep(0.2)
+    wall = time.monotonic() - started
+    if state["state"] != "completed":
+        raise SystemExit(f"the rollout did not complete: {state}\n{stack.tail()}")
+    return created["id"], wall, state
+
+
+def breakdown(engine: Engine, rollout_id: str) -> dict[str, float]:
+    """Where a rollout's time goes, per upgrade job (means) and in total."""
+    with Session(engine) as session:
+        targets = session.exec(
+            select(RolloutTarget).where(RolloutTarget.rollout_id == uuid.UUID(rollout_id))
+        ).all()
+        jobs = [session.get(Job, t.job_id) for t in targets if t.job_id]
+        rows = []
+        for job in jobs:
+            assert job is not None
+            steps = {
+                s.name: s
+                for s in session.exec(select(JobStep).where(JobStep.job_id == job.id)).all()
+            }
+            run = steps["run_upgrade"]
+            first_event = session.exec(
+                select(JobEvent.at)
+                .where(JobEvent.job_id == job.id, JobEvent.step == "run_upgrade")
+                .order_by(col(JobEvent.at))
+                .limit(1)
+            ).first()
+            step_walls = {n: _seconds(s.started_at, s.finished_at) for n, s in steps.items()}
+            job_wall = _seconds(job.started_at, job.finished_at)
+            rows.append(
+                {
+                    "created": job.created_at,
+                    "finished": job.finished_at,
+                    "queued": _seconds(job.created_at, job.started_at),
+                    "job": job_wall,
+                    "ansible": float(run.result.get("seconds", 0.0)),
+                    "run_step": step_walls["run_upgrade"],
+                    "startup": _seconds(run.started_at, first_event),
+                    "health_gate": step_walls["health_gate"],
+                    "other": job_wall - step_walls["run_upgrade"] - step_walls["health_gate"],
+                }
+            )
+    first_created = min(r["created"] for r in rows)
+    last_finished = max(r["finished"] for r in rows)
+    busy = sum(_seconds(r["created"], r["finished"]) for r in rows)
+    mean = {
+        key: statistics.fmean(float(r[key]) for r in rows)
+        for key in ("queued", "job", "ansible", "run_step", "startup", "health_gate", "other")
+    }
+    return {
+        **mean,
+        "jobs": float(len(rows)),
+        "span": _seconds(first_created, last_finished),
+        "busy": busy,
+        "first_created": first_created.timestamp(),
+        "last_finished": last_finished.timestamp(),
+    }
+
+
+# -- set-up and clean-up ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def herd_database() -> Iterator[tuple[str, str]]:
+    name = f"herd_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_dsn(POSTGRES_SERVER_URL), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(False)
+    try:
+        yield name, url
+    finally:
+        dispose_engines()
+        _drop(name, url)
+
+
+def _drop(name: str, url: str) -> None:
+    """Herd's database, and the tenant databases and roles the provision
+    playbook made on this machine's PostgreSQL for its servers."""
+    with psycopg.connect(_dsn(POSTGRES_SERVER_URL), autocommit=True) as admin:
+        tenants, roles = set(), set()
+        with contextlib.suppress(psycopg.Error), psycopg.connect(_dsn(url)) as herd:
+            for server_id, slot in herd.execute("SELECT id, slot FROM servers"):
+                tenants.add(f"mastodon_{uuid.UUID(str(server_id)).hex}")
+                if slot is not None:
+                    roles.add(f"mastodon{slot}")
+        for tenant in sorted(tenants):
+            admin.execute(f'DROP DATABASE IF EXISTS "{tenant}" WITH (FORCE)')
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for role in sorted(roles):
+            # Another run may still own a database with it: then it stays.
+            with contextlib.suppress(psycopg.Error):
+                admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=8, help="test hosts, one server each")
+    parser.add_argument("--forks", type=int, default=4, help="Ansible forks = worker concurrency")
+    parser.add_argument("--cap", type=int, default=None, help="rollout concurrency (forks)")
+    parser.add_argument(
+        "--reconcile-seconds",
+        type=float,
+        default=2.0,
+        help="HERD_RECONCILE_SECONDS: how often the rollout engine ticks (production 30)",
+    )
+    args = parser.parse_args()
+    count, forks = args.hosts, args.forks
+    cap = args.cap or forks
+    started_all = time.monotonic()
+
+    with tempfile.TemporaryDirectory(prefix="herd-bench-") as tmp, herd_database() as (_, url):
+        root = Path(tmp)
+        redis_db = random.randint(1, 15)
+        repo = build_mastodon_repo(root / "mastodon.git")
+        os.environ.update(
+            HERD_DATABASE_URL=url,
+            HERD_DATA_DIR=str(root / "data"),
+            HERD_SECRET_KEY="bench-" + uuid.uuid4().hex,
+            HERD_BROKER_URL=f"redis://127.0.0.1:6379/{redis_db}",
+            HERD_HEALTH_CHECK="direct",
+            HERD_MASTODON_REPO_URL=repo.url,
+            HERD_MASTODON_VERSION=VERSION,
+            HERD_PLAYBOOK_VARS=json.dumps(PLAYBOOK_VARS),
+            HERD_PLAYBOOK_SKIP_TAGS=json.dumps(SKIP_TAGS),
+            HERD_RECONCILE_SECONDS=str(args.reconcile_seconds),
+        )
+        get_settings.cache_clear()
+        redis.Redis(db=redis_db).flushdb()
+        migrate.upgrade(url)
+        engine = engine_for(url)
+        world = small_world(engine)
+        names = [f"h{n:02d}" for n in range(1, count + 1)]
+        # Two slots a host: Herd's placement can put a second server on a host when
+        # approvals race, and its ports must stay in the host's own block.
+        fleet = TestFleet(root / "fleet", names, shared_paths=[repo.path], slots=2)
+        stack: Stack | None = None
+        try:
+            fleet.start()
+            print(
+                f"rollout overhead: N = {count} test hosts (one server each), forks = {forks}, "
+                f"worker concurrency = {forks}, rollout concurrency cap = {cap}, one wave of "
+                f"100%, rollout tick (HERD_RECONCILE_SECONDS) = {args.reconcile_seconds:g} s; "
+                f"{VERSION} -> {TARGET}; PostgreSQL + Redis, stand-in Mastodon",
+                flush=True,
+            )
+            with api_process() as api:
+                stack = Stack(api=api, world=world, fleet=fleet, logs=root)
+                stack.register_hosts()
+                stack.start_worker(concurrency=forks).wait_ready()
+                began = time.monotonic()
+                provision(stack, count, timeout=300 + 120 * count / forks)
+                provisioned = time.monotonic() - began
+                print(
+                    f"set-up: {count} servers provisioned through Herd (approve -> active, "
+                    f"worker concurrency {forks}) in {provisioned:.1f} s",
+                    flush=True,
+                )
+                stack.ok("operator", "POST", "/releases", json={"tag": TARGET, "security": True})
+                clear_work(fleet)
+                rollout_id, herd_seconds, done = rollout(stack, cap, 600 + 120 * count)
+                herd_work = work_done(fleet)
+                print(f"rollout: {herd_seconds:.1f} s (start call -> completed)", flush=True)
+                inventory = plain_inventory(engine, root / "plain", TARGET)
+                herd_versions = versions(inventory)
+                per_host = Counter(
+                    Counter(n.rsplit("-slot", 1)[0] for n in inventory["all"]["hosts"]).values()
+                )
+                print(
+                    f"placement: {len(inventory['all']['hosts'])} servers on hosts holding "
+                    + ", ".join(f"{k} server(s): {v}" for k, v in sorted(per_host.items())),
+                    flush=True,
+                )
+                parts = breakdown(engine, rollout_id)
+                own = _seconds(
+                    datetime.fromisoformat(done["created_at"].replace("Z", "+00:00")),
+                    datetime.fromisoformat(done["finished_at"].replace("Z", "+00:00")),
+                )
+                rollout_created = datetime.fromisoformat(
+                    done["created_at"].replace("Z", "+00:00")
+                ).timestamp()
+                rollout_finished = datetime.fromisoformat(
+                    done["finished_at"].replace("Z", "+00:00")
+                ).timestamp()
+                stack.stop()  # a quiet machine for the plain runs
+
+            reset_seconds, _ = ansible_playbook(
+                root / "plain" / "rollback", "rollback.yml", inventory, forks, {}
+            )
+            reset_versions = versions(inventory)
+            clear_work(fleet)
+            plain_seconds, plain_startup = ansible_playbook(
+                root / "plain" / "upgrade",
+                "upgrade.yml",
+                inventory,
+                forks,
+                {"mastodon_upgrade_serial": count},
+            )
+            plain_work = work_done(fleet)
+            plain_versions = versions(inventory)
+        finally:
+            if stack is not None:
+                stack.stop()
+            fleet.stop()
+            redis.Redis(db=redis_db).flushdb()
+
+    want = Counter({TARGET.removeprefix("v"): count})
+    same = herd_work == plain_work
+    commands = sum(sum(c.values()) for c in herd_work.values()) / count
+    print(
+        f"versions after the rollout {dict(herd_versions)}, after the reset "
+        f"(plain rollback.yml, {reset_seconds:.1f} s) {dict(reset_versions)}, after the plain "
+        f"run {dict(plain_versions)}"
+    )
+    print(
+        f"same work in both runs (stand-in commands per host, {commands:.0f} each): "
+        f"{'yes' if same else 'NO'}"
+    )
+
+    ratio = herd_seconds / plain_seconds
+    print()
+    print(f"N = {count} hosts, forks = {forks}")
+    print(f"plain ansible-playbook upgrade.yml -f {forks}: {plain_seconds:7.1f} s")
+    print(f"Herd rollout (start call -> completed):     {herd_seconds:7.1f} s")
+    print(f"ratio rollout / plain:                      {ratio:7.3f}   (aim < 1.15)")
+    print()
+    print("where the rollout's time goes:")
+    print(
+        f"  rollout's own clock (created_at -> finished_at) {own:.1f} s; start call -> first "
+        f"job {parts['first_created'] - rollout_created:.1f} s; last job done -> completed "
+        f"{rollout_finished - parts['last_finished']:.1f} s"
+    )
+    idle = cap * parts["span"] - parts["busy"]
+    print(
+        f"  per upgrade job (mean of {parts['jobs']:.0f}): job {parts['job']:.1f} s = "
+        f"run_upgrade step {parts['run_step']:.1f} s (inside ansible-runner "
+        f"{parts['ansible']:.1f} s, of which start-up to first task result "
+        f"{parts['startup']:.1f} s) + health gate {parts['health_gate']:.1f} s + other steps "
+        f"{parts['other']:.1f} s; queued {parts['queued']:.1f} s"
+    )
+    print(
+        f"  concurrency slots idle between jobs (waiting for a rollout tick): "
+        f"{idle:.0f} slot-s of {cap * parts['span']:.0f} ({idle / cap:.1f} s of wall time)"
+    )
+    per_host_plain = plain_seconds * forks / count
+    print(
+        f"  plain run: start-up to first task {plain_startup:.1f} s once; "
+        f"{per_host_plain:.1f} slot-s per host against {parts['job']:.1f} s per Herd job"
+    )
+    print(f"benchmark run time {time.monotonic() - started_all:.0f} s (set-up included)")
+    if herd_versions != want or plain_versions != want:
+        raise SystemExit("a run left a host on the wrong version")
+
+
+if __name__ == "__main__":
+    main()
