@@ -12,6 +12,7 @@ from controlplane.billing.billing_routes import router as billing_router
 from controlplane.billing.routes import router as plans_router
 from controlplane.deployments.routes import router as deployments_router
 from controlplane.fleet.routes import router as hosts_router
+from controlplane.identity.routes import router as sso_router
 from controlplane.jobs.routes import router as jobs_router
 from controlplane.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from controlplane.ops.health import router as health_router
@@ -42,6 +43,7 @@ def create_app() -> FastAPI:
         tenancy_router,
         servers_router,
         deployments_router,
+        sso_router,
         tokens_router,
         plans_router,
         billing_router,

@@ -11,6 +11,7 @@ from controlplane.billing.models import (
     StripeEvent,
 )
 from controlplane.fleet.models import Host
+from controlplane.identity.models import OrganisationSso, ServerSso
 from controlplane.jobs.models import Job, JobEvent, JobStep
 from controlplane.rollouts.models import (
     CatalogueRelease,
@@ -38,6 +39,7 @@ __all__ = [
     "JobEvent",
     "JobStep",
     "MaintenanceWindow",
+    "OrganisationSso",
     "Membership",
     "Organisation",
     "Plan",
@@ -47,6 +49,7 @@ __all__ = [
     "Server",
     "ServerEvent",
     "ServerSecrets",
+    "ServerSso",
     "ServerStorage",
     "StripeEvent",
     "User",

@@ -19,6 +19,7 @@ def pipelines() -> dict[str, Pipeline]:
     from provisioning.steps.hosts import CREATE_HOST
     from provisioning.steps.inspect import INSPECT
     from provisioning.steps.provision import PROVISION
+    from provisioning.steps.sso import SSO, SSO_ROTATE
     from provisioning.steps.upgrade import UPGRADE
 
     return {
@@ -32,6 +33,8 @@ def pipelines() -> dict[str, Pipeline]:
             RESUME,
             FINAL_BACKUP,
             DEPROVISION,
+            SSO,
+            SSO_ROTATE,
         )
     }
 
@@ -40,9 +43,14 @@ def redactor_for(session: Session, job: Job) -> Redactor:
     """Every secret of the job's server, so none survives into an event."""
     if job.server_id is None:
         return Redactor()
+    from controlplane.identity.service import sso_secrets
     from controlplane.servers import secrets
     from controlplane.storage import grant_secrets
 
     return Redactor(
-        [*secrets.values(session, job.server_id), *grant_secrets(session, job.server_id)]
+        [
+            *secrets.values(session, job.server_id),
+            *grant_secrets(session, job.server_id),
+            *sso_secrets(session, job.server_id),
+        ]
     )

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from controlplane.fleet.models import Host
 from controlplane.fleet.placement import Slot
+from controlplane.identity.service import oidc_variables
 from controlplane.servers.models import Server
 from controlplane.settings import get_settings
 from controlplane.storage import storage_variables
@@ -69,10 +70,12 @@ def deployment_variables(
     secrets: dict[str, str],
     version: str | None = None,
 ) -> dict[str, Any]:
-    """Everything a server's playbooks are given: its role variables and its
-    object storage's. The playbook steps run with these, and the preview and
-    drift check render from them, so both show what a run would deploy."""
+    """Everything a server's playbooks are given: its role variables, its
+    object storage's and its single sign-on's. The playbook steps run with
+    these, and the preview and drift check render from them, so both show
+    what a run would deploy."""
     return {
         **server_variables(server, host, secrets, version),
         **storage_variables(session, server.id),
+        **oidc_variables(session, server),
     }

@@ -13,6 +13,7 @@ from controlplane.servers.service import apply_event
 from controlplane.settings import get_settings
 from provisioning import health
 from provisioning.pipeline import Pipeline, Step, StepContext, StepFailed, StepRetry
+from provisioning.steps.identity import PREPARE_IDENTITY
 from provisioning.steps.runs import host_of, run_on_host, server_of
 from provisioning.steps.storage import prepare_storage
 from provisioning.variables import deployment_variables
@@ -35,10 +36,6 @@ def generate_secrets(context: StepContext) -> dict[str, Any]:
         values = server_secrets.ensure(session, server_of(session, context).id)
         session.commit()
     return {"generated": sorted(values)}
-
-
-def prepare_identity(context: StepContext) -> dict[str, Any]:
-    return {"skipped": "single sign-on is not enabled for this server"}
 
 
 def playbook_step(playbook: str) -> Step:
@@ -104,7 +101,7 @@ PROVISION = Pipeline(
         Step("reserve_host", reserve_host, attempts=30, backoff_seconds=10),
         Step("generate_secrets", generate_secrets),
         Step("prepare_storage", prepare_storage),
-        Step("prepare_identity", prepare_identity),
+        PREPARE_IDENTITY,
         playbook_step("provision.yml"),
         playbook_step("brand.yml"),
         Step("health_gate", health_gate, attempts=8, backoff_seconds=3),

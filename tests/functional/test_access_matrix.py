@@ -149,6 +149,11 @@ CASES = [
     # placed one).
     case("GET", "/servers/{server}/preview", "owner admin operator staff_admin readonly", 409),
     case("POST", "/servers/{server}/drift", STAFF, 409, "global"),
+    case("GET", "/organisations/{org}/sso", READERS),
+    # Switching SSO off needs no Keycloak; on is covered in tests/identity.
+    case("PUT", "/organisations/{org}/sso", CHANGE_ORG, body=lambda w: {"enabled": False}),
+    # SSO is off in this world: the callers allowed get as far as that check.
+    case("POST", "/servers/{server}/sso/rotate", CHANGE_ORG, 409),
     case("GET", "/jobs", STAFF, kind="global"),
     case("GET", "/jobs/{job}", READERS),
     case("GET", "/jobs/{job}/events", READERS),

@@ -7,42 +7,27 @@ and brand as the provisioning pipeline runs them, then inspect.yml.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.audit.models import AuditEntry
-from controlplane.auth.roles import OrgRole, Scope, StaffRole
-from controlplane.crypto import secret_box
-from controlplane.fleet import placement
 from controlplane.fleet.models import Host
-from controlplane.jobs import service as jobs
-from controlplane.jobs.models import JobState
 from controlplane.servers import secrets
-from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
-from controlplane.settings import get_settings
 from provisioning.deployment import render_files
-from provisioning.pipeline import Pipeline, run_job
-from provisioning.registry import pipelines, redactor_for
+from provisioning.registry import pipelines
 from provisioning.steps.inspect import FoundFile, compare, parse_report
-from provisioning.steps.provision import playbook_step
 from provisioning.variables import deployment_variables
-from tests import factories
-from tests.conftest import POSTGRES_SERVER_URL, _psycopg_dsn
 from tests.factories import build_world
 from tests.hosts.harness import TestFleet
-from tests.hosts.mastodon_repo import MastodonRepo
 from tests.playbooks.samples import sample_vars
+from tests.provisioning.placed import SETUP, Placed, create_setup_job, run_to_success
 
 # -- the comparison, without a host ---------------------------------------------------
 
@@ -147,87 +132,6 @@ def test_staff_start_one_drift_check_at_a_time(client: TestClient, engine: Engin
 
 # -- on a real host ------------------------------------------------------------------------
 
-# What the test hosts lack: packages (the stand-in replaces them), a public
-# name for certbot, a Redis of their own; PostgreSQL is this machine's.
-PLAYBOOK_VARS = {
-    "mastodon_nginx_tls_mode": "self_signed",
-    "mastodon_db_host": "127.0.0.1",
-    "mastodon_database_admin_host": "127.0.0.1",
-}
-SKIP_TAGS = ["packages", "certbot", "redis"]
-# Provisioning's two playbook steps, exactly as the provision pipeline runs them.
-SETUP = Pipeline("setup", (playbook_step("provision.yml"), playbook_step("brand.yml")))
-
-
-@dataclass(frozen=True)
-class Placed:
-    server_id: uuid.UUID
-    slot: int
-    # Headers of a staff operator's token.
-    operator: dict[str, str]
-
-
-@pytest.fixture
-def placed(
-    engine: Engine,
-    monkeypatch: pytest.MonkeyPatch,
-    start_fleet: Any,
-    mastodon_repo: MastodonRepo,
-) -> Iterator[tuple[Placed, TestFleet]]:
-    """Test host h1 registered with Herd, and a server placed on it with its
-    secrets; the fleet-wide settings are those the test hosts need."""
-    for name, value in {
-        "HERD_MASTODON_REPO_URL": mastodon_repo.url,
-        "HERD_MASTODON_VERSION": "v4.5.1",
-        "HERD_PLAYBOOK_VARS": json.dumps(PLAYBOOK_VARS),
-        "HERD_PLAYBOOK_SKIP_TAGS": json.dumps(SKIP_TAGS),
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    fleet = start_fleet(["h1"])
-    registration = fleet["h1"].registration()
-    with Session(engine, expire_on_commit=False) as session:
-        host = Host(
-            name=registration["name"],
-            address=registration["address"],
-            ssh_port=registration["ssh_port"],
-            ssh_user=registration["ssh_user"],
-            ssh_private_key_encrypted=secret_box().encrypt(registration["ssh_private_key"]),
-            web_port_base=registration["web_port_base"],
-            streaming_port_base=registration["streaming_port_base"],
-            capacity=registration["slots"],
-        )
-        session.add(host)
-        org = factories.organisation(session)
-        factories.member(session, org, OrgRole.owner)
-        server = factories.server(
-            session,
-            org,
-            factories.plan(session),
-            ServerState.provisioning,
-            "drift.herd-test.social",
-        )
-        placement.place(session, server)
-        secrets.ensure(session, server.id)
-        operator = factories.user(session, staff_role=StaffRole.operator)
-        _, token = factories.token(session, operator, {Scope.read, Scope.write, Scope.staff})
-        session.commit()
-        assert server.slot is not None
-        setup = Placed(server.id, server.slot, {"Authorization": f"Bearer {token}"})
-    try:
-        yield setup, fleet
-    finally:
-        _drop_tenant_database(setup)
-
-
-def _drop_tenant_database(setup: Placed) -> None:
-    """provision.yml made a real database and role on this machine's PostgreSQL."""
-    with psycopg.connect(_psycopg_dsn(POSTGRES_SERVER_URL), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "mastodon_{setup.server_id.hex}" WITH (FORCE)')
-        # Another test's server may own a database with the same role: then it stays.
-        with contextlib.suppress(psycopg.Error):
-            admin.execute(f'DROP ROLE IF EXISTS "mastodon{setup.slot}"')
-
 
 def host_row(session: Session, server: Server) -> Host:
     host = session.get(Host, server.host_id)
@@ -235,17 +139,12 @@ def host_row(session: Session, server: Server) -> Host:
     return host
 
 
-def _run(engine: Engine, job_id: uuid.UUID, kinds: dict[str, Pipeline]) -> None:
-    outcome = run_job(engine, job_id, kinds, redactor_for=redactor_for)
-    assert outcome.state == JobState.succeeded, outcome.detail
-
-
 def _check(client: TestClient, engine: Engine, setup: Placed) -> tuple[dict[str, Any], str]:
     """Start a drift check through the API, run it here, read it back."""
     started = client.post(f"/api/v1/servers/{setup.server_id}/drift", headers=setup.operator)
     assert started.status_code == 202, started.text
     job_id = started.json()["id"]
-    _run(engine, uuid.UUID(job_id), pipelines())
+    run_to_success(engine, uuid.UUID(job_id), pipelines())
     detail = client.get(f"/api/v1/jobs/{job_id}", headers=setup.operator)
     events = client.get(f"/api/v1/jobs/{job_id}/events", headers=setup.operator)
     assert events.json()["items"], "the playbook's tasks were not recorded"
@@ -263,12 +162,7 @@ def test_drift_on_a_provisioned_host(
 ) -> None:
     setup, fleet = placed
     host = fleet["h1"]
-    with Session(engine) as session:
-        job = jobs.create_job(session, "setup", SETUP.step_names, setup.server_id)
-        session.info.clear()  # no broker here: the test runs the job itself
-        session.commit()
-        job_id = job.id
-    _run(engine, job_id, {"setup": SETUP})
+    run_to_success(engine, create_setup_job(engine, setup), {"setup": SETUP})
 
     result, answered = _check(client, engine, setup)
     assert result["counts"] == {"same": 9, "differs": 0, "missing": 0}, result
