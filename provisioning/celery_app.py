@@ -40,6 +40,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "task": "herd.billing.tick",
                 "schedule": max(60.0, settings.reconcile_seconds),
             },
+            # Retention is counted in days.
+            "storage": {"task": "herd.purge_storage", "schedule": 3600.0},
         },
     )
     return app

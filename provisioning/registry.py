@@ -20,6 +20,7 @@ def pipelines() -> dict[str, Pipeline]:
     from provisioning.steps.inspect import INSPECT
     from provisioning.steps.provision import PROVISION
     from provisioning.steps.sso import SSO, SSO_ROTATE
+    from provisioning.steps.storage import PURGE_STORAGE
     from provisioning.steps.upgrade import UPGRADE
 
     return {
@@ -35,6 +36,7 @@ def pipelines() -> dict[str, Pipeline]:
             DEPROVISION,
             SSO,
             SSO_ROTATE,
+            PURGE_STORAGE,
         )
     }
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from sqlmodel import Session
+
 # Every table, so the steps' foreign keys resolve in a worker that never
 # imports the API's modules.
 import controlplane.models  # noqa: F401
@@ -41,3 +43,16 @@ def reconcile() -> int:
     if due:
         log.info("reconciler resent %d job(s)", len(due))
     return len(due)
+
+
+@celery_app.task(name="herd.purge_storage", ignore_result=True)
+def purge_storage() -> int:
+    """Start purging the data of servers deleted longer ago than retention."""
+    from controlplane.storage.retention import start_due_purges
+
+    with Session(get_engine()) as session:
+        started = start_due_purges(session, utcnow())
+        session.commit()
+    if started:
+        log.info("started purging the data of %d deleted server(s)", len(started))
+    return len(started)

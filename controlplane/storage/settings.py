@@ -85,6 +85,10 @@ class StorageSettings(BaseSettings):
     # "{bucket}" is replaced by the server's media bucket.
     alias_host: str | None = None
     backup_retention_days: int = Field(default=30, ge=1, le=3650)
+    # How long a deleted server's buckets (media and backups) stay before
+    # Herd deletes them: the window in which an organisation that left can
+    # still ask for its data.
+    data_retention_days: int = Field(default=30, ge=0, le=3650)
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 30.0
     # Attempts per call, the first included; botocore backs off between them.

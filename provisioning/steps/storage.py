@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
 from controlplane.storage import (
+    ServerStorage,
     StorageError,
     StorageUnavailable,
+    delete_server_data,
     ensure_grant,
     get_storage_settings,
+    revoke_server_credentials,
 )
-from provisioning.pipeline import StepContext, StepFailed, StepRetry
+from controlplane.storage.retention import PURGE_JOB
+from provisioning.pipeline import Pipeline, Step, StepContext, StepFailed, StepRetry
 
 
 def prepare_storage(context: StepContext) -> dict[str, Any]:
@@ -41,3 +46,40 @@ def prepare_storage(context: StepContext) -> dict[str, Any]:
         "backups_bucket": grant.backups_bucket,
         "access_key_id": grant.access_key_id,
     }
+
+
+def purge_storage(context: StepContext) -> dict[str, Any]:
+    """A deleted server's buckets, emptied and deleted after retention; its
+    storage record goes last, so an interrupted purge is taken up again."""
+    assert context.server_id is not None
+    with context.session() as session:
+        server = session.get(Server, context.server_id)
+        row = session.get(ServerStorage, context.server_id)
+        if row is None:
+            return {"skipped": "the server's data is already gone"}
+        if server is not None and server.state != ServerState.deleted:
+            raise StepFailed(f"the server is {server.state.value}: its data stays")
+        buckets = [row.media_bucket, row.backups_bucket]
+    settings = get_storage_settings()
+    if not settings.configured:
+        raise StepFailed("object storage is not configured (HERD_S3_*): nothing can be deleted")
+    try:
+        # Idempotent; a key that outlived deprovisioning must not write
+        # into a bucket while it empties.
+        revoke_server_credentials(context.server_id, settings=settings)
+        delete_server_data(context.server_id, settings=settings)
+    except StorageUnavailable as exc:
+        raise StepRetry(str(exc)) from exc
+    except StorageError as exc:
+        raise StepFailed(str(exc)) from exc
+    with context.session() as session:
+        row = session.get(ServerStorage, context.server_id)
+        if row is not None:
+            session.delete(row)
+            session.commit()
+    return {"deleted": buckets}
+
+
+PURGE_STORAGE = Pipeline(
+    PURGE_JOB, (Step("purge_storage", purge_storage, attempts=8, backoff_seconds=60),)
+)
