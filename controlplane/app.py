@@ -24,6 +24,7 @@ from controlplane.servers.routes import router as servers_router
 from controlplane.settings import get_settings
 from controlplane.tenancy.routes import router as tenancy_router
 from controlplane.tokens.routes import router as tokens_router
+from web.router import install_web
 
 
 def create_app() -> FastAPI:
@@ -55,6 +56,8 @@ def create_app() -> FastAPI:
         metrics_router,
     ):
         app.include_router(router)
+    # The portal and staff console: pages on the same services, and /static.
+    install_web(app)
     install_problem_handlers(app)
     # Starlette runs the last added middleware first: the request context
     # wraps everything, so even a refused oversize body gets an id and a metric.

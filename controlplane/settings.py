@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     smtp_login: str | None = None
     smtp_password: str | None = Field(default=None, repr=False)
     smtp_from_address: str = "notifications@localhost"
+    # Web portal (web/). The session cookie is Secure; only tests on plain
+    # http://127.0.0.1 turn that off (browsers already allow Secure cookies
+    # on loopback, so the embedded run keeps it).
+    web_cookie_secure: bool = True
+    web_session_hours: int = 12
+    # Sign-in through the provider's OIDC identity provider; without these
+    # the portal offers sign-in by pasting an API token.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
 
     @field_validator("data_dir")
     @classmethod
