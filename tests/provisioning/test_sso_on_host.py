@@ -22,6 +22,7 @@ from controlplane.servers.models import Server
 from provisioning.registry import pipelines
 from tests.hosts.harness import TestFleet
 from tests.identity.standin import SERVICE_CLIENT, SERVICE_SECRET, KeycloakStandIn
+from tests.playbooks.test_templates import ruby_dotenv
 from tests.provisioning.placed import SETUP, Placed, create_setup_job, run_to_success
 
 
@@ -41,9 +42,10 @@ def keycloak(monkeypatch: pytest.MonkeyPatch) -> Iterator[KeycloakStandIn]:
 
 
 def _env(fleet: TestFleet, setup: Placed) -> dict[str, str]:
-    text = fleet["h1"].path(f"/home/mastodon{setup.slot}/live/.env.production").read_text()
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {key: value for key, value in pairs if not key.startswith("#")}
+    """The server's .env.production as Mastodon reads it."""
+    return ruby_dotenv(
+        fleet["h1"].path(f"/home/mastodon{setup.slot}/live/.env.production").read_text()
+    )
 
 
 def _secret(engine: Engine, server_id: uuid.UUID) -> str:
