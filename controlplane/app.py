@@ -10,15 +10,21 @@ from fastapi import FastAPI
 from controlplane.audit.routes import router as audit_router
 from controlplane.billing.billing_routes import router as billing_router
 from controlplane.billing.routes import router as plans_router
+from controlplane.bundles.routes import router as playbooks_router
 from controlplane.deployments.routes import router as deployments_router
 from controlplane.fleet.routes import router as hosts_router
 from controlplane.identity.routes import router as sso_router
 from controlplane.jobs.routes import router as jobs_router
-from controlplane.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from controlplane.middleware import (
+    BodyLimitMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+    SignedWebhookMiddleware,
+)
 from controlplane.ops.health import router as health_router
 from controlplane.ops.metrics import register_collectors
 from controlplane.ops.metrics import router as metrics_router
-from controlplane.problems import install_problem_handlers
+from controlplane.problems import document_problems, install_problem_handlers
 from controlplane.rollouts.routes import router as rollouts_router
 from controlplane.servers.routes import router as servers_router
 from controlplane.settings import get_settings
@@ -52,6 +58,7 @@ def create_app() -> FastAPI:
         audit_router,
         jobs_router,
         rollouts_router,
+        playbooks_router,
         health_router,
         metrics_router,
     ):
@@ -59,9 +66,16 @@ def create_app() -> FastAPI:
     # The portal and staff console: pages on the same services, and /static.
     install_web(app)
     install_problem_handlers(app)
+    document_problems(app)
     # Starlette runs the last added middleware first: the request context
     # wraps everything, so even a refused oversize body gets an id and a metric.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        SignedWebhookMiddleware,
+        signed={"/api/v1/billing/stripe/webhook": b"stripe-signature"},
+        max_bytes=settings.webhook_max_body_bytes,
+    )
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
     register_collectors()
     return app

@@ -10,6 +10,7 @@ from controlplane.billing.models import (
     Plan,
     StripeEvent,
 )
+from controlplane.bundles.models import PlaybookReport
 from controlplane.fleet.models import Host
 from controlplane.identity.models import OrganisationSso, ServerSso
 from controlplane.jobs.models import Job, JobEvent, JobStep
@@ -39,10 +40,11 @@ __all__ = [
     "JobEvent",
     "JobStep",
     "MaintenanceWindow",
-    "OrganisationSso",
     "Membership",
     "Organisation",
+    "OrganisationSso",
     "Plan",
+    "PlaybookReport",
     "ReleaseSeries",
     "Rollout",
     "RolloutTarget",

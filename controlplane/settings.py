@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     smtp_login: str | None = None
     smtp_password: str | None = Field(default=None, repr=False)
     smtp_from_address: str = "notifications@localhost"
+    # Abuse limits (controlplane/ratelimit.py), per minute, as token buckets:
+    # API tokens created per caller (or per address, accepting invitations),
+    # and requests refused 401 per client address before it gets 429s.
+    rate_limit_token_creations: int = 10
+    rate_limit_auth_failures: int = 30
+    # Where every API process shares its buckets; unset: the broker when it
+    # is Redis, else each process counts for itself.
+    rate_limit_redis_url: str | None = None
+    # Stripe's events are a few KiB; anything near this is not one of them.
+    webhook_max_body_bytes: int = 262_144
     # Web portal (web/). The session cookie is Secure; only tests on plain
     # http://127.0.0.1 turn that off (browsers already allow Secure cookies
     # on loopback, so the embedded run keeps it).
@@ -81,6 +91,9 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = Field(default=None, repr=False)
+    # The Ed25519 key that signs playbook bundles (PEM); unset: generated
+    # once into data_dir/playbook-signing.key.
+    playbook_signing_key_file: Path | None = None
 
     @field_validator("data_dir")
     @classmethod

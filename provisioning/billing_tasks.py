@@ -41,6 +41,21 @@ def subscribe(server_id: str) -> None:
     work.subscribe(get_engine(), uuid.UUID(server_id))
 
 
+@celery_app.task(
+    name=work.ADDON_TASK,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(StripeUnavailable,),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    max_retries=10,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def apply_addon(order_id: str) -> None:
+    work.apply_addon(get_engine(), uuid.UUID(order_id))
+
+
 @celery_app.task(name="herd.billing.tick", ignore_result=True, time_limit=600, soft_time_limit=540)
 def tick() -> dict[str, int]:
     return work.tick(get_engine())

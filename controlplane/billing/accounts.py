@@ -23,6 +23,7 @@ from controlplane.pagination import PageRequest, finish_page, paginate
 from controlplane.problems import Conflict, InvalidInput, NotFound
 from controlplane.servers.models import Server
 from controlplane.sqltypes import utcnow
+from controlplane.tenancy.models import Organisation
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class BillingView:
 
 def get_billing(session: Session, principal: Principal, org_id: uuid.UUID) -> BillingView:
     principal.require(org_id, Perm.billing_read)
+    if session.get(Organisation, org_id) is None:  # staff can "see" any id
+        raise NotFound("organisation not found")
     # Read without creating: an organisation that never ordered has defaults.
     account = session.get(BillingAccount, org_id) or BillingAccount(
         organisation_id=org_id, days_until_due=get_billing_settings().billing_days_until_due
@@ -56,7 +59,7 @@ def get_billing(session: Session, principal: Principal, org_id: uuid.UUID) -> Bi
 def update_billing(
     session: Session, principal: Principal, org_id: uuid.UUID, data: BillingUpdate
 ) -> BillingView:
-    if not principal.can_see(org_id):
+    if not principal.can_see(org_id) or session.get(Organisation, org_id) is None:
         raise NotFound("organisation not found")
     principal.require_staff(StaffPerm.organisations_manage)
     changes = data.model_dump(exclude_unset=True)

@@ -1,5 +1,5 @@
 """Billing's API: Stripe's webhook, an organisation's billing and invoices,
-plan changes. Thin: each route calls a service."""
+plan changes, add-ons. Thin: each route calls a service."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 import controlplane.billing.work  # noqa: F401  (sends queued events after commit)
-from controlplane.billing import accounts, webhooks
+from controlplane.billing import accounts, addons, webhooks
 from controlplane.billing.accounts import BillingView
+from controlplane.billing.models import AddOnOrder
 from controlplane.billing.schemas import (
+    AddOnOrderOut,
+    AddOnOut,
     BillingOut,
     BillingUpdate,
     InvoiceOut,
@@ -84,3 +87,73 @@ def change_plan(
     return SubscriptionOut.model_validate(
         accounts.change_plan(session, principal, server_id, data.plan)
     )
+
+
+# -- add-ons --------------------------------------------------------------------------
+
+
+def _order_out(order: AddOnOrder, code: str) -> AddOnOrderOut:
+    return AddOnOrderOut.model_validate(order.model_dump() | {"addon": code})
+
+
+@router.get("/addons", response_model=list[AddOnOut])
+def list_addons(principal: PrincipalDep, session: SessionDep) -> list[AddOnOut]:
+    """The add-ons on offer: `per` says whether one is ordered for a server or
+    for the organisation."""
+    return [AddOnOut.model_validate(a) for a in addons.list_catalogue(session)]
+
+
+@router.get("/organisations/{org_id}/addons", response_model=Page[AddOnOrderOut])
+def list_organisation_addons(
+    org_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep
+) -> Page[AddOnOrderOut]:
+    """The organisation's add-on orders, its servers' included, ended ones too."""
+    items, cursor = addons.list_for_organisation(session, principal, org_id, page)
+    return Page(items=[_order_out(o, code) for o, code in items], next_cursor=cursor)
+
+
+@router.post("/organisations/{org_id}/addons/{code}", response_model=AddOnOrderOut, status_code=202)
+def order_organisation_addon(
+    org_id: uuid.UUID, code: str, principal: PrincipalDep, session: SessionDep
+) -> AddOnOrderOut:
+    """Order an organisation-wide add-on (the support contract, billed
+    yearly on its own subscription). It is active once paid; by card, pay at
+    `checkout_url` once the order shows one."""
+    return _order_out(addons.order_for_organisation(session, principal, org_id, code), code)
+
+
+@router.delete(
+    "/organisations/{org_id}/addons/{code}", response_model=AddOnOrderOut, status_code=202
+)
+def cancel_organisation_addon(
+    org_id: uuid.UUID, code: str, principal: PrincipalDep, session: SessionDep
+) -> AddOnOrderOut:
+    """Cancel it: a paid contract runs to the end of its year; an unpaid one
+    ends now."""
+    return _order_out(addons.cancel_for_organisation(session, principal, org_id, code), code)
+
+
+@router.get("/servers/{server_id}/addons", response_model=Page[AddOnOrderOut])
+def list_server_addons(
+    server_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, page: PageDep
+) -> Page[AddOnOrderOut]:
+    items, cursor = addons.list_for_server(session, principal, server_id, page)
+    return Page(items=[_order_out(o, code) for o, code in items], next_cursor=cursor)
+
+
+@router.post("/servers/{server_id}/addons/{code}", response_model=AddOnOrderOut, status_code=202)
+def order_server_addon(
+    server_id: uuid.UUID, code: str, principal: PrincipalDep, session: SessionDep
+) -> AddOnOrderOut:
+    """Add a per-server add-on (moderation staffing) to the server's monthly
+    subscription; Stripe charges the rest of this period on the next invoice."""
+    return _order_out(addons.order_for_server(session, principal, server_id, code), code)
+
+
+@router.delete("/servers/{server_id}/addons/{code}", response_model=AddOnOrderOut, status_code=202)
+def cancel_server_addon(
+    server_id: uuid.UUID, code: str, principal: PrincipalDep, session: SessionDep
+) -> AddOnOrderOut:
+    """Take it off the server's subscription; the unused rest of the period is
+    credited on the next invoice."""
+    return _order_out(addons.cancel_for_server(session, principal, server_id, code), code)

@@ -143,3 +143,48 @@ class StripeEvent(SQLModel, table=True):
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_type=String(500))
+
+
+class AddOnOrder(SQLModel, table=True):
+    """One add-on ordered for a server (moderation staffing, an item on the
+    server's monthly subscription) or for an organisation (a support
+    contract, its own yearly subscription), from order to end.
+
+    status: pending (ordered; Stripe not written or not paid yet) → active →
+    cancelling (asked to end; Stripe not told yet, or the contract runs to
+    the end of its paid period) → ended. An order that never became active
+    can end too."""
+
+    __tablename__ = "billing_addon_orders"
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    addon_id: uuid.UUID = Field(foreign_key="billing_addons.id", ondelete="RESTRICT")
+    organisation_id: uuid.UUID = Field(
+        foreign_key="organisations.id", index=True, ondelete="CASCADE"
+    )
+    server_id: uuid.UUID | None = Field(
+        default=None, foreign_key="servers.id", index=True, ondelete="CASCADE"
+    )
+    status: str = Field(default="pending", sa_type=String(16))
+    # "<addon id>:<server or organisation id>" while the order is not ended,
+    # NULL after: the unique index allows one live order per add-on and
+    # target even when two requests race.
+    live_key: str | None = Field(default=None, sa_type=String(80), unique=True)
+    # The server's subscription (moderation) or the contract's own.
+    stripe_subscription_id: str | None = Field(default=None, sa_type=String(255), index=True)
+    stripe_item_id: str | None = Field(default=None, sa_type=String(255))
+    # When Stripe made the item: a subscription snapshot newer than this
+    # without the item means the item was removed.
+    stripe_item_created: int | None = Field(default=None, sa_type=BigInteger)
+    checkout_session_id: str | None = Field(default=None, sa_type=String(255))
+    checkout_url: str | None = Field(default=None, sa_type=String(2000))
+    # Stripe's status of the contract's own subscription, as of the newest
+    # snapshot applied (as BillingSubscription keeps it).
+    stripe_status: str | None = Field(default=None, sa_type=String(32))
+    status_created: int | None = Field(default=None, sa_type=BigInteger)
+    status_event_id: str | None = Field(default=None, sa_type=String(255))
+    paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancel_requested_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -31,12 +31,13 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from controlplane.audit import service as audit
+from controlplane.billing import addon_state, dunning_mail
 from controlplane.billing.models import BillingAccount, BillingSubscription, Invoice, StripeEvent
 from controlplane.billing.settings import BillingSettings, get_billing_settings
 from controlplane.jobs.models import Job, JobState
 from controlplane.servers.lifecycle import Actor, ServerState
 from controlplane.servers.models import Server
-from controlplane.servers.service import apply_event, start_provisioning
+from controlplane.servers.service import apply_event, start_host_job, start_provisioning
 from controlplane.tenancy.models import Membership, Organisation, User
 
 log = logging.getLogger(__name__)
@@ -186,15 +187,20 @@ def _apply_invoice(
     if sub is not None and status == "paid" and sub.paid_at is None:
         sub.paid_at = _ts(obj.get("status_transitions", {}).get("paid_at")) or _now_from(event)
         session.add(sub)
+    if sub is None:
+        contract_org = addon_state.fold_invoice(session, subscription_id, sub_metadata, obj)
+        if row.organisation_id is None and contract_org is not None:
+            row.organisation_id = contract_org
     return row.organisation_id
 
 
 def _apply_subscription(
     session: Session, event: StripeEvent, obj: dict[str, Any]
 ) -> uuid.UUID | None:
+    addon_org = addon_state.fold_subscription(session, event, obj)
     sub = _subscription_row(session, str(obj.get("id") or ""), _metadata_server(obj))
     if sub is None:
-        return None
+        return addon_org
     status = str(obj.get("status") or "")
     if event.type == "customer.subscription.deleted" and status not in ENDED:
         status = "canceled"
@@ -217,6 +223,8 @@ def _apply_subscription(
 def _apply_checkout(session: Session, obj: dict[str, Any]) -> uuid.UUID | None:
     if obj.get("mode") != "subscription":
         return None
+    if "herd_addon_order_id" in (obj.get("metadata") or {}):
+        return addon_state.fold_checkout(session, obj)
     subscription = obj.get("subscription")
     if isinstance(subscription, dict):
         subscription = subscription.get("id")
@@ -266,13 +274,7 @@ def _job_succeeded(session: Session, job_id: uuid.UUID | None) -> bool:
 
 
 def _create_job(session: Session, kind: str, server: Server) -> uuid.UUID:
-    from controlplane.jobs import service as jobs
-    from provisioning.registry import pipelines
-
-    existing = jobs.active_job(session, server.id, kind)
-    if existing is not None:
-        return existing.id
-    return jobs.create_job(session, kind, pipelines()[kind].step_names, server.id).id
+    return start_host_job(session, server, kind, None)
 
 
 def _record(
@@ -322,12 +324,21 @@ def _reconcile_server(
                 sub.suspended_by_billing = True
             sub.final_backup_job_id = _create_job(session, "final_backup", server)
             session.add(sub)
+            removal = (sub.ended_at or now) + timedelta(days=settings.billing_retention_days)
             _record(
                 session,
                 "billing.subscription_ended",
                 server,
-                {"job_id": str(sub.final_backup_job_id), "ended_at": str(sub.ended_at)},
+                {
+                    "job_id": str(sub.final_backup_job_id),
+                    "ended_at": str(sub.ended_at),
+                    "deprovision_after": str(removal),
+                },
             )
+            org = session.get(Organisation, server.organisation_id)
+            if org is not None:
+                subject, body = dunning_mail.ended(org.name, server.domain, removal)
+                _mail(session, org, subject, body, f"ended-{sub.id}")
             return
         ended_at = sub.ended_at or now
         due = ended_at + timedelta(days=settings.billing_retention_days)
@@ -406,8 +417,12 @@ def reconcile_organisation(
     ).all()
     for sub in subs:
         _reconcile_server(session, sub, now, settings)
+    addon_state.reconcile(session, org_id, now)
     if account is None:
         return
+    # Only hosting counts for dunning: an unpaid support contract is not
+    # worth taking an organisation's servers down for; it simply stays
+    # inactive until paid (and Stripe ends it if it never is).
     live = {
         s.stripe_subscription_id for s in subs if s.stripe_subscription_id and s.status not in ENDED
     }
@@ -417,20 +432,13 @@ def reconcile_organisation(
         session.add(account)
         _record(session, "billing.past_due", org_id, {"grace_days": settings.billing_grace_days})
         deadline = now + timedelta(days=settings.billing_grace_days)
-        _mail(
-            session,
-            org,
-            f"Payment failed for {org.name}",
-            f"A payment for {org.name}'s Mastodon hosting did not go through.\n\n"
-            f"Please update the payment method or pay the open invoice before "
-            f"{deadline:%Y-%m-%d}; after that date the servers are suspended "
-            f"(their data is kept).\n",
-            f"past-due-{org_id}-{int(now.timestamp())}",
-        )
+        subject, body = dunning_mail.past_due(org.name, deadline)
+        _mail(session, org, subject, body, f"past-due-{org_id}-{int(now.timestamp())}")
     elif not delinquent and account.status == "past_due":
         account.status, account.past_due_since, account.updated_at = "good", None, now
         session.add(account)
         _record(session, "billing.paid_up", org_id, {})
+        resumed: list[str] = []
         for sub in subs:
             server = session.get(Server, sub.server_id)
             if (
@@ -444,11 +452,16 @@ def reconcile_organisation(
                 session.add(sub)
                 job_id = _create_job(session, "resume", server)
                 _record(session, "billing.resume", server, {"job_id": str(job_id)})
+                resumed.append(server.domain)
+        if resumed:
+            subject, body = dunning_mail.resumed(org.name, resumed)
+            _mail(session, org, subject, body, f"resumed-{org_id}-{int(now.timestamp())}")
     if (
         account.status == "past_due"
         and account.past_due_since is not None
         and now >= account.past_due_since + timedelta(days=settings.billing_grace_days)
     ):
+        suspended: list[str] = []
         for sub in subs:
             server = session.get(Server, sub.server_id)
             if server is None or sub.status in ENDED or server.state != ServerState.active:
@@ -458,6 +471,10 @@ def reconcile_organisation(
             session.add(sub)
             job_id = _create_job(session, "suspend", server)
             _record(session, "billing.suspend", server, {"job_id": str(job_id)})
+            suspended.append(server.domain)
+        if suspended:
+            subject, body = dunning_mail.suspended(org.name, suspended)
+            _mail(session, org, subject, body, f"suspended-{org_id}-{int(now.timestamp())}")
 
 
 def process_event(session: Session, event_id: str, now: datetime) -> bool:

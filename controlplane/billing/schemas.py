@@ -91,3 +91,28 @@ class InvoiceOut(Output):
 
 class PlanChange(Input):
     plan: PlanCode
+
+
+class AddOnOut(Output):
+    """An add-on in the catalogue."""
+
+    code: str
+    name: str
+    price_cents: int
+    currency: str
+    interval: str
+    per: str
+
+
+class AddOnOrderOut(Output):
+    id: uuid.UUID
+    addon: str
+    organisation_id: uuid.UUID
+    server_id: uuid.UUID | None
+    status: str
+    stripe_subscription_id: str | None
+    checkout_url: str | None
+    paid_at: datetime | None
+    cancel_requested_at: datetime | None
+    ended_at: datetime | None
+    created_at: datetime

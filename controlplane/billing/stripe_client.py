@@ -52,6 +52,12 @@ class CheckoutSession:
     url: str | None
 
 
+@dataclass(frozen=True)
+class CreatedItem:
+    id: str
+    created: int
+
+
 class BillingGateway(Protocol):
     def ensure_product(self, product_id: str, name: str, metadata: dict[str, str]) -> str: ...
 
@@ -92,6 +98,16 @@ class BillingGateway(Protocol):
 
     def change_subscription_price(
         self, subscription_id: str, price_id: str, idempotency_key: str
+    ) -> None: ...
+
+    def add_subscription_item(
+        self, subscription_id: str, price_id: str, metadata: dict[str, str], idempotency_key: str
+    ) -> CreatedItem: ...
+
+    def remove_subscription_item(self, item_id: str, idempotency_key: str) -> None: ...
+
+    def cancel_subscription(
+        self, subscription_id: str, at_period_end: bool, idempotency_key: str
     ) -> None: ...
 
 
@@ -253,7 +269,18 @@ class StripeSdkGateway:
             current = subscriptions.retrieve(subscription_id)
         except stripe.StripeError as error:
             raise _translate(error) from None
-        item = current["items"]["data"][0]
+        # The plan's item: add-on items on the same subscription carry
+        # Herd's add-on order id in their metadata.
+        item = next(
+            (
+                i
+                for i in current.to_dict()["items"]["data"]
+                if "herd_addon_order_id" not in (i.get("metadata") or {})
+            ),
+            None,
+        )
+        if item is None:
+            raise StripeRejected(f"subscription {subscription_id} has no plan item")
         self._call(
             "subscription update",
             lambda params, options: subscriptions.update(
@@ -267,6 +294,65 @@ class StripeSdkGateway:
             },
             idempotency_key,
         )
+
+    def add_subscription_item(
+        self, subscription_id: str, price_id: str, metadata: dict[str, str], idempotency_key: str
+    ) -> CreatedItem:
+        item = self._call(
+            "subscription item create",
+            self._client.v1.subscription_items.create,
+            {
+                "subscription": subscription_id,
+                "price": price_id,
+                "quantity": 1,
+                "metadata": metadata,
+                # Charged for the rest of the period on the next invoice.
+                "proration_behavior": "create_prorations",
+            },
+            idempotency_key,
+        )
+        return CreatedItem(str(item.id), int(item.created))
+
+    def remove_subscription_item(self, item_id: str, idempotency_key: str) -> None:
+        items = self._client.v1.subscription_items
+        try:
+            items.delete(
+                item_id,
+                # The unused rest of the period is credited on the next invoice.
+                params={"proration_behavior": "create_prorations"},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.InvalidRequestError as error:
+            # Removed already (a retried task, or staff in Stripe's dashboard):
+            # the end wanted is there.
+            if error.http_status != 404:
+                raise _translate(error) from None
+        except stripe.StripeError as error:
+            raise _translate(error) from None
+
+    def cancel_subscription(
+        self, subscription_id: str, at_period_end: bool, idempotency_key: str
+    ) -> None:
+        subscriptions = self._client.v1.subscriptions
+        if at_period_end:
+            # Paid for until the period ends; Stripe ends it then and says so
+            # with customer.subscription.deleted.
+            self._call(
+                "subscription cancel at period end",
+                lambda params, options: subscriptions.update(
+                    subscription_id, params=params, options=options
+                ),
+                {"cancel_at_period_end": True},
+                idempotency_key,
+            )
+            return
+        try:
+            subscriptions.cancel(subscription_id, options={"idempotency_key": idempotency_key})
+        except stripe.InvalidRequestError as error:
+            if error.http_status != 404:
+                raise _translate(error) from None
+        except stripe.StripeError as error:
+            raise _translate(error) from None
 
 
 _override: BillingGateway | None = None

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
-from controlplane.billing import reconcile, subscriptions, webhooks
-from controlplane.billing.models import StripeEvent
+from controlplane.billing import addons, reconcile, subscriptions, webhooks
+from controlplane.billing.models import AddOnOrder, StripeEvent
 from controlplane.billing.settings import get_billing_settings
 from controlplane.notifications import MailNotConfigured, send_mail
 from controlplane.sqltypes import utcnow
@@ -24,6 +24,7 @@ from controlplane.sqltypes import utcnow
 log = logging.getLogger(__name__)
 PROCESS_EVENT_TASK = "herd.billing.process_event"
 SUBSCRIBE_TASK = "herd.billing.subscribe"
+ADDON_TASK = "herd.billing.addon"
 
 
 def _send(task: str, argument: str) -> None:
@@ -42,12 +43,15 @@ def _after_commit(session: OrmSession) -> None:
         _send(PROCESS_EVENT_TASK, event_id)
     for server_id in subscriptions.queued_subscriptions(session):  # type: ignore[arg-type]
         _send(SUBSCRIBE_TASK, str(server_id))
+    for order_id in addons.queued_orders(session):  # type: ignore[arg-type]
+        _send(ADDON_TASK, str(order_id))
 
 
 @event.listens_for(OrmSession, "after_rollback")
 def _after_rollback(session: OrmSession) -> None:
     session.info.pop(webhooks._DISPATCH_KEY, None)
     session.info.pop(subscriptions.SUBSCRIBE_KEY, None)
+    session.info.pop(addons.ORDERS_KEY, None)
     session.info.pop(reconcile.MAIL_KEY, None)
 
 
@@ -89,6 +93,12 @@ def subscribe(engine: Engine, server_id: uuid.UUID) -> None:
         session.commit()
 
 
+def apply_addon(engine: Engine, order_id: uuid.UUID) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        addons.apply(session, order_id)
+        session.commit()
+
+
 def tick(
     engine: Engine,
     now: datetime | None = None,
@@ -119,4 +129,15 @@ def tick(
         ).all()
     for event_id in pending:
         send(PROCESS_EVENT_TASK, event_id)
-    return {"organisations": len(org_ids), "resent": len(pending)}
+    with Session(engine) as session:
+        # Add-on orders whose Stripe write a lost message may have left
+        # undone; applying one that is done is a no-op (or a replay).
+        orders = session.exec(
+            select(AddOnOrder.id)
+            .where(col(AddOnOrder.status).in_(["pending", "cancelling"]))
+            .order_by(col(AddOnOrder.id))
+            .limit(1000)
+        ).all()
+    for order_id in orders:
+        send(ADDON_TASK, str(order_id))
+    return {"organisations": len(org_ids), "resent": len(pending) + len(orders)}

@@ -13,6 +13,7 @@ import typer
 
 from controlplane.cli.billing import app as billing_app
 from controlplane.cli.jobs import app as jobs_app
+from controlplane.cli.playbooks import app as playbooks_app
 from controlplane.cli.rollout import app as rollout_app
 from controlplane.cli.rollout import release_app
 from controlplane.settings import get_settings
@@ -24,6 +25,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(billing_app, name="billing")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(release_app, name="release")
+app.add_typer(playbooks_app, name="playbooks")
 
 
 @app.command()

@@ -272,6 +272,24 @@ def start_provisioning(session: Session, server: Server) -> None:
 
 # Events whose arrival starts work on the hosts.
 _STARTS_PROVISIONING = frozenset({"approve", "retry"})
+# Events whose playbook (suspend.yml, resume.yml) makes the host match: the
+# maintenance page up and the services stopped, or the reverse. The same
+# pipelines billing's suspensions run.
+_RUNS_ITS_PLAYBOOK = frozenset({"suspend", "resume"})
+
+
+def start_host_job(session: Session, server: Server, kind: str, reason: str | None) -> uuid.UUID:
+    """Record the job that runs `kind`'s playbook on the server's host (one
+    at a time: an unfinished one of the same kind is reused); a worker picks
+    it up once this transaction commits."""
+    from controlplane.jobs import service as jobs
+    from provisioning.registry import pipelines
+
+    existing = jobs.active_job(session, server.id, kind)
+    if existing is not None:
+        return existing.id
+    params = {"reason": reason} if reason else {}
+    return jobs.create_job(session, kind, pipelines()[kind].step_names, server.id, params).id
 
 
 def staff_transition(
@@ -282,16 +300,13 @@ def staff_transition(
     principal.require_staff(StaffPerm.servers_suspend)
     server = _visible_server(session, principal, server_id)
     apply_event(session, server, event, Actor.staff, principal.label, reason)
+    details: dict[str, str] = {"reason": reason} if reason else {}
     if event in _STARTS_PROVISIONING:
         start_provisioning(session, server)
+    elif event in _RUNS_ITS_PLAYBOOK:
+        details["job_id"] = str(start_host_job(session, server, event, reason))
     audit.record(
-        session,
-        principal,
-        f"server.{event}",
-        "server",
-        server.id,
-        server.organisation_id,
-        {"reason": reason} if reason else {},
+        session, principal, f"server.{event}", "server", server.id, server.organisation_id, details
     )
     return _view(session, server)
 

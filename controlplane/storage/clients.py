@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
@@ -10,6 +11,10 @@ from botocore.config import Config
 
 from controlplane.storage.errors import StorageError
 from controlplane.storage.settings import StorageSettings
+
+# botocore logs every response body at DEBUG, and IAM's CreateAccessKey answer
+# holds the new secret key: that logger stays quiet whatever level is on.
+logging.getLogger("botocore.parsers").setLevel(logging.INFO)
 
 
 def _config(settings: StorageSettings, **extra: Any) -> Config:

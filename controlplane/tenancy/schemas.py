@@ -5,7 +5,7 @@ import zoneinfo
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from controlplane.auth.roles import OrgRole, StaffRole
 from controlplane.schemas import Email, Input, Name, Output
@@ -41,6 +41,14 @@ class OrganisationUpdate(Input):
     name: Name | None = None
     timezone: TimeZone | None = None
     billing_email: Email | None = None
+
+    @field_validator("name", "timezone")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str:
+        # Left out means unchanged; null would blank a required column.
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
 
 
 class OrganisationOut(Output):

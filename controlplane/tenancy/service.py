@@ -199,6 +199,7 @@ def create_invitation(
     session: Session, principal: Principal, org_id: uuid.UUID, data: InvitationCreate
 ) -> tuple[Invitation, str]:
     _require_role_change(principal, org_id, None, data.role)
+    get_organisation(session, principal, org_id)  # staff pass the role check for any id
     already_member = session.exec(
         select(Membership.id)
         .join(User, col(User.id) == Membership.user_id)

@@ -23,7 +23,6 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from controlplane.jobs.models import FINISHED, Job
-from controlplane.servers import secrets as server_secrets
 from controlplane.servers.lifecycle import Actor, ServerState
 from controlplane.servers.models import Server
 from controlplane.servers.service import apply_event
@@ -31,9 +30,10 @@ from controlplane.storage import StorageUnavailable, get_storage_settings, revok
 from controlplane.storage.models import ServerStorage
 from controlplane.storage.uploads import presigned_backup_upload
 from provisioning import host_scripts
-from provisioning.pipeline import Pipeline, Step, StepContext, StepFailed, StepRetry
-from provisioning.steps.runs import host_of, run_on_host, server_of
-from provisioning.variables import deployment_variables
+from provisioning.pipeline import Pipeline, Step, StepContext, StepRetry
+from provisioning.steps.identity import REMOVE_IDENTITY
+from provisioning.steps.provision import playbook_step
+from provisioning.steps.runs import server_of
 
 FINAL_BACKUP_LABEL = "final"
 
@@ -52,33 +52,12 @@ def wait_turn(context: StepContext) -> dict[str, Any]:
     return {}
 
 
-def _placed(session: Session, context: StepContext) -> Server | None:
-    server = server_of(session, context)
-    return server if server.host_id is not None and server.slot is not None else None
-
-
 def _playbook(
     playbook: str, extra: Callable[[Session, Server], dict[str, Any]] | None = None
 ) -> Step:
-    """A playbook run with the server's variables (and `extra(session,
-    server)`'s); a server never placed on a host has nothing to run on."""
-
-    def run(context: StepContext) -> dict[str, Any]:
-        with context.session() as session:
-            server = _placed(session, context)
-            if server is None:
-                return {"skipped": "the server was never placed on a host"}
-            host = host_of(session, server)
-            values = server_secrets.ensure(session, server.id)
-            variables = deployment_variables(session, server, host, values)
-            variables.update(extra(session, server) if extra else {})
-        result = run_on_host(context, playbook, host, variables)
-        if result.succeeded:
-            return {"playbook": playbook, "seconds": round(result.seconds, 1)}
-        message = f"{playbook} {result.status} (rc {result.rc}) on {host.name}"
-        raise StepRetry(message) if context.attempt < 3 else StepFailed(message)
-
-    return Step(f"run_{playbook.removesuffix('.yml')}", run, attempts=3, backoff_seconds=20)
+    # The server may never have reached a host (ended or suspended while
+    # awaiting payment or placement): then there is nothing to run.
+    return playbook_step(playbook, extra, skip_unplaced=True)
 
 
 def _final_backup_variables(session: Session, server: Server) -> dict[str, Any]:
@@ -157,6 +136,7 @@ DEPROVISION = Pipeline(
         _WAIT,
         _playbook("deprovision.yml", _deprovision_variables),
         Step("revoke_storage", revoke_storage, attempts=8, backoff_seconds=15),
+        REMOVE_IDENTITY,
         Step("finish_deprovision", finish_deprovision),
     ),
 )

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from sqlmodel import Session
 
 from controlplane.fleet import placement
 from controlplane.servers import secrets as server_secrets
@@ -38,15 +41,27 @@ def generate_secrets(context: StepContext) -> dict[str, Any]:
     return {"generated": sorted(values)}
 
 
-def playbook_step(playbook: str) -> Step:
+def playbook_step(
+    playbook: str,
+    extra: Callable[[Session, Server], dict[str, Any]] | None = None,
+    skip_unplaced: bool = False,
+) -> Step:
+    """A run of `playbook` on the server's host with its variables, and
+    `extra(session, server)`'s on top. With `skip_unplaced`, a server never
+    placed on a host (suspended or ended before provisioning) has nothing to
+    run on and the step is skipped rather than failed."""
+
     def run(context: StepContext) -> dict[str, Any]:
         with context.session() as session:
             server = server_of(session, context)
+            if skip_unplaced and (server.host_id is None or server.slot is None):
+                return {"skipped": "the server was never placed on a host"}
             host = host_of(session, server)
             values = server_secrets.ensure(session, server.id)
             variables = deployment_variables(
                 session, server, host, values, context.params.get("version")
             )
+            variables.update(extra(session, server) if extra else {})
         result = run_on_host(context, playbook, host, variables)
         summary = {h: vars(s) for h, s in result.hosts.items()}
         if result.succeeded:

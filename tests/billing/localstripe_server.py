@@ -18,7 +18,12 @@ here, bridges the gap inside the localstripe process:
   response without running again (a different request under the same key is
   refused with `idempotency_error`), as Stripe does;
 - `DELETE /_shim/state`: everything back to empty between tests, including
-  webhook deliveries still waiting out localstripe's one-second delay.
+  webhook deliveries still waiting out localstripe's one-second delay;
+- subscriptions of several items: `POST /v1/subscription_items` (with a
+  price) adds one to a subscription and `DELETE /v1/subscription_items/<id>`
+  takes it off, each prorated as Stripe does (a pending invoice item for the
+  rest of the period, charged or credited) and announced with
+  customer.subscription.updated; a plan change keeps the other items.
 
 localstripe pickles its store to /tmp/localstripe.pickle after every write;
 that is switched off, so parallel runs do not share (or clobber) state.
@@ -57,9 +62,12 @@ def _install_shim(app: Any) -> None:
     from localstripe.errors import UserError
     from localstripe.resources import (
         Customer,
+        Event,
         Invoice,
+        InvoiceItem,
         Plan,
         Subscription,
+        SubscriptionItem,
         random_id,
         store,
     )
@@ -145,10 +153,59 @@ def _install_shim(app: Any) -> None:
         data.pop("proration_behavior", None)
         if "items" in data:
             data["items"] = plans_for(data["items"])
-        return base_update(id, **data)
+        # localstripe rebuilds the list from the one item it handles; the
+        # others (add-ons) stay on the subscription, as on Stripe.
+        others = list(Subscription._api_retrieve(id).items._list[1:])
+        sub = base_update(id, **data)
+        sub.items._list.extend(i for i in others if i not in sub.items._list)
+        return sub
 
     Subscription._api_create = classmethod(create_subscription)  # type: ignore[assignment]
     Subscription._api_update = classmethod(update_subscription)  # type: ignore[assignment]
+
+    def prorate(sub: Any, item: Any, sign: int, description: str) -> None:
+        start, end = sub.current_period_start, sub.current_period_end
+        left = max(0, end - int(time.time())) / max(1, end - start)
+        InvoiceItem(
+            amount=sign * round(item.plan.amount * item.quantity * left),
+            currency=item.plan.currency,
+            proration=True,
+            description=description,
+            subscription=sub.id,
+            plan=item.plan.id,
+            customer=sub.customer,
+        )
+
+    base_item_delete = SubscriptionItem._api_delete
+
+    def create_item(
+        cls: type,
+        subscription: str | None = None,
+        price: str | None = None,
+        plan: str | None = None,
+        proration_behavior: str | None = None,
+        **data: Any,
+    ) -> Any:
+        sub = Subscription._api_retrieve(subscription)
+        if sub.status in ("canceled", "incomplete_expired"):
+            raise UserError(400, "shim: the subscription has ended")
+        item = SubscriptionItem(subscription=sub.id, plan=price or plan, **data)
+        sub.items._list.append(item)
+        if proration_behavior != "none":
+            prorate(sub, item, 1, "Remaining time")
+        webhooks.schedule_webhook(Event("customer.subscription.updated", sub))
+        return item
+
+    def delete_item(cls: type, id: str) -> Any:
+        item = SubscriptionItem._api_retrieve(id)
+        sub = Subscription._api_retrieve(item._subscription)
+        sub.items._list.remove(item)
+        prorate(sub, item, -1, "Unused time")
+        webhooks.schedule_webhook(Event("customer.subscription.updated", sub))
+        return base_item_delete(id)
+
+    SubscriptionItem._api_create = classmethod(create_item)  # type: ignore[assignment]
+    SubscriptionItem._api_delete = classmethod(delete_item)  # type: ignore[assignment]
 
     def session_out(session: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in session.items() if not k.startswith("_")}

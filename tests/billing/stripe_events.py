@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.billing.stripe_client import CheckoutSession, CreatedSubscription
+from controlplane.billing.stripe_client import CheckoutSession, CreatedItem, CreatedSubscription
 from controlplane.billing.webhooks import sign
 
 WEBHOOK_SECRET = "whsec_test_0123456789abcdefghijklmnop"
@@ -131,3 +131,13 @@ class FakeGateway:
 
     def change_subscription_price(self, subscription_id, price_id, key) -> None:
         self._once("plan_change", key, lambda: None)
+
+    def add_subscription_item(self, subscription_id, price_id, metadata, key) -> CreatedItem:
+        return self._once("item", key, lambda: CreatedItem(f"si_{next(_seq)}", int(time.time())))
+
+    def remove_subscription_item(self, item_id, key) -> None:
+        self._once("item_delete", key, lambda: None)
+
+    def cancel_subscription(self, subscription_id, at_period_end, key) -> None:
+        what = "cancel_at_period_end" if at_period_end else "cancel"
+        self._once(what, key, lambda: None)

@@ -113,6 +113,15 @@ def _paying_server(
         return row.id, customer, sub_id
 
 
+def _ended_at(engine: Engine, server_id: uuid.UUID) -> Any:
+    with Session(engine) as session:
+        sub = session.exec(
+            select(BillingSubscription).where(BillingSubscription.server_id == server_id)
+        ).one()
+        assert sub.ended_at is not None
+        return sub.ended_at
+
+
 def _drive(engine: Engine, job_id: uuid.UUID) -> Job:
     for _ in range(30):
         pipeline.run_job(engine, job_id, pipelines(), 30, redactor_for, owner="worker-a")
@@ -339,6 +348,11 @@ def test_failed_payment_past_due_suspended_after_grace_then_resumed(
     assert _server(engine, server_id).state == ServerState.active
     work.tick(engine, now=start + timedelta(days=14, minutes=1), send=lambda *_: None)
     assert _server(engine, server_id).state == ServerState.suspended
+    _, suspended_mail = mailbox.wait_for(2)
+    assert "suspended" in str(suspended_mail["Subject"])
+    domain = _server(engine, server_id).domain
+    assert domain in suspended_mail.get_content()
+    assert suspended_mail["To"] == mail["To"]
     [suspend] = _jobs(engine, server_id)
     assert suspend.kind == "suspend"
     assert _drive(engine, suspend.id).state == JobState.succeeded
@@ -346,6 +360,7 @@ def test_failed_payment_past_due_suspended_after_grace_then_resumed(
     # A second tick decides nothing new.
     work.tick(engine, now=start + timedelta(days=15), send=lambda *_: None)
     assert len(_jobs(engine, server_id)) == 1
+    assert len(mailbox.messages) == 2, "nothing new, nothing told"
 
     _post(client, se.event("invoice.paid", se.invoice("in_2", customer, sub_id, "paid", 1)))
     _process(engine, sent, now=start + timedelta(days=16))
@@ -354,6 +369,9 @@ def test_failed_payment_past_due_suspended_after_grace_then_resumed(
     assert resume.kind == "resume"
     assert _drive(engine, resume.id).state == JobState.succeeded
     assert [p for p, _ in playbooks] == ["suspend.yml", "resume.yml"]
+    resumed_mail = mailbox.wait_for(3)[2]
+    assert "resumed" in str(resumed_mail["Subject"])
+    assert domain in resumed_mail.get_content()
     assert _audit(engine) == [
         "billing.past_due",
         "billing.suspend",
@@ -376,7 +394,12 @@ def test_staff_suspension_is_not_lifted_by_payment(
 
 
 def test_cancellation_final_backup_then_deprovision_after_retention(
-    client: TestClient, engine: Engine, billing_on: FakeGateway, sent: list, playbooks: list
+    client: TestClient,
+    engine: Engine,
+    billing_on: FakeGateway,
+    sent: list,
+    playbooks: list,
+    mailbox: Mailbox,
 ) -> None:
     server_id, customer, sub_id = _paying_server(engine)
     ended = utcnow()
@@ -398,6 +421,12 @@ def test_cancellation_final_backup_then_deprovision_after_retention(
     )
     _process(engine, sent, now=ended)
     assert _server(engine, server_id).state == ServerState.suspended
+    [mail] = mailbox.wait_for(1)
+    domain = _server(engine, server_id).domain
+    assert str(mail["Subject"]) == f"Subscription ended for {domain}"
+    assert "final backup" in mail.get_content()
+    removal = (_ended_at(engine, server_id) + timedelta(days=30)).strftime("%Y-%m-%d")
+    assert f"removed on {removal}" in mail.get_content()
     [backup] = _jobs(engine, server_id)
     assert backup.kind == "final_backup"
     assert _drive(engine, backup.id).state == JobState.succeeded
@@ -416,6 +445,7 @@ def test_cancellation_final_backup_then_deprovision_after_retention(
     server = _server(engine, server_id)
     assert (server.state, server.host_id, server.slot) == (ServerState.deleted, None, None)
     assert _audit(engine) == ["billing.subscription_ended", "billing.deprovision"]
+    assert len(mailbox.messages) == 1, "the ended mail is sent once"
 
 
 def test_an_unpaid_order_whose_subscription_expires_is_cancelled(

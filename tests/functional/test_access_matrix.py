@@ -11,6 +11,7 @@ lacks the role → 403; staff-only endpoints → 403 for everyone else.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -236,6 +237,16 @@ CASES = [
         409,
         body=lambda w: {"plan": "small"},
     ),
+    # Add-ons. The world's catalogue has none ({addon} stays a literal code)
+    # and billing is off: the callers allowed get as far as those checks
+    # (tests/billing/test_addons.py covers orders).
+    case("GET", "/addons", ANYONE, kind="global"),
+    case("GET", "/organisations/{org}/addons", "owner admin billing operator staff_admin readonly"),
+    case("POST", "/organisations/{org}/addons/{addon}", "owner billing staff_admin", 409),
+    case("DELETE", "/organisations/{org}/addons/{addon}", "owner billing staff_admin", 404),
+    case("GET", "/servers/{server}/addons", "owner admin billing operator staff_admin readonly"),
+    case("POST", "/servers/{server}/addons/{addon}", "owner billing staff_admin", 404),
+    case("DELETE", "/servers/{server}/addons/{addon}", "owner billing staff_admin", 404),
     # Rollouts (tests/functional/test_rollouts.py covers their behaviour).
     case("GET", "/releases", STAFF, kind="global"),
     case("POST", "/releases", STAFF, 201, "global", lambda w: {"tag": "v4.5.2"}),
@@ -279,6 +290,25 @@ CASES = [
     case("POST", "/rollouts/{job}/pause", STAFF, 404, "global"),
     case("POST", "/rollouts/{job}/resume", STAFF, 404, "global"),
     case("POST", "/rollouts/{job}/abort", STAFF, 404, "global"),
+    # Playbook bundles. No token of the world carries the playbooks scope, so
+    # pulling and reporting are refused to all (tests/bundles covers who may).
+    case("GET", "/api/v1/playbooks/signing-key", " ".join(PRINCIPALS), kind="public"),
+    case("POST", "/organisations/{org}/playbooks/bundle", ""),
+    case(
+        "POST",
+        "/organisations/{org}/playbooks/reports",
+        "",
+        body=lambda w: {
+            "playbook": "upgrade.yml",
+            "status": "succeeded",
+            "bundle_version": "1.0.0",
+            "hosts": [
+                {"host": "a", "ok": 1, "changed": 0, "unreachable": 0, "failed": 0, "skipped": 0}
+            ],
+        },
+    ),
+    case("GET", "/organisations/{org}/playbooks/reports", READERS),
+    case("GET", "/playbooks/reports", STAFF, kind="global"),
     case("GET", "/healthz", " ".join(PRINCIPALS), kind="public"),
     case("GET", "/healthz/live", " ".join(PRINCIPALS), kind="public"),
 ]
@@ -333,3 +363,61 @@ def test_access(c: Case, client: TestClient, engine: Engine, database: Database)
         world = build_world(engine)
         response = _call(client, c, world, principal)
         assert response.status_code == c.status, (principal, response.text)
+
+
+# Callers who must not learn that organisation A's resources exist: the owner
+# of another organisation (a token with every scope a member can hold).
+OTHER_TENANTS = ("outsider",)
+
+
+def _hide_ids(url: str, world: World) -> str:
+    for value in world.ids.values():
+        url = url.replace(str(value), str(uuid.uuid4()))
+    return url
+
+
+def _comparable(response: Any) -> tuple[int, str, Any]:
+    body = response.json() if response.content else None
+    if isinstance(body, dict):
+        body.pop("request_id", None)
+    return response.status_code, response.headers.get("content-type", ""), body
+
+
+def test_another_tenants_resource_answers_like_a_missing_one(
+    client: TestClient, engine: Engine
+) -> None:
+    """For every operation in the OpenAPI document whose path names a
+    resource another tenant may not use, that tenant gets exactly the answer a made-up id gets:
+    same status, same content type, same body (request id aside)."""
+    world = build_world(engine)
+    by_name = {f"{c.method} {_normalise(c.path)}": c for c in CASES}
+    separate = {_normalise(name) for name in SEPARATELY_TESTED}
+    compared = []
+    for path, operations in client.get("/openapi.json").json()["paths"].items():
+        for method in operations:
+            name = f"{method.upper()} {_normalise(path)}"
+            if name in separate:
+                continue
+            c = by_name[name]
+            real = c.url(world)
+            missing = _hide_ids(real, world)
+            if missing == real:
+                continue  # no resource in the path
+            for principal in OTHER_TENANTS:
+                if principal in c.allowed:
+                    continue  # shared by every tenant (plans, add-ons)
+                answers = [
+                    _comparable(
+                        client.request(
+                            c.method,
+                            url,
+                            headers=world.headers(principal),
+                            json=c.body(world) if c.body else None,
+                        )
+                    )
+                    for url in (real, missing)
+                ]
+                assert answers[0] == answers[1], (name, principal, answers)
+                assert answers[0][0] in (403, 404), (name, principal, answers[0])
+            compared.append(name)
+    assert len(compared) >= 40, compared

@@ -27,6 +27,7 @@ from controlplane.audit.models import AuditEntry
 from controlplane.crypto import secret_box
 from controlplane.identity import get_identity
 from controlplane.identity.models import OrganisationSso, ServerSso
+from controlplane.jobs import service as jobs
 from controlplane.jobs.models import Job, JobEvent, JobState
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
@@ -363,3 +364,35 @@ def test_rotation_needs_sso_and_the_right_role(
         session.add(server)
         session.commit()
     assert client.post(url, headers=world.headers("owner")).status_code == 409
+
+
+@pytest.mark.usefixtures("sso_env")
+def test_deprovisioning_removes_the_client_whatever_the_organisation_chose(
+    client: TestClient, engine: Engine, world: World, keycloak: KeycloakStandIn, fake_host: FakeHost
+) -> None:
+    from provisioning.steps.billing import DEPROVISION
+    from provisioning.steps.identity import REMOVE_IDENTITY
+
+    assert REMOVE_IDENTITY in DEPROVISION.steps
+    answer = _sso_on(client, world)
+    assert _run(engine, answer["jobs"][0]).state == JobState.succeeded
+    assert len(keycloak.realm(REALM).clients) == 1
+    with Session(engine) as session:
+        server = session.get(Server, world.ids["server"])
+        assert server is not None
+        server.state = ServerState.deprovisioning
+        session.add(server)
+        job_id = jobs.create_job(session, "remove-identity", ["remove_identity"], server.id).id
+        session.info.clear()  # no broker here: the test runs the job itself
+        session.commit()
+    kinds = {"remove-identity": pipeline.Pipeline("remove-identity", (REMOVE_IDENTITY,))}
+    outcome = pipeline.run_job(engine, job_id, kinds, redactor_for=redactor_for)
+    assert outcome.state == JobState.succeeded
+    assert keycloak.realm(REALM).clients == {}
+    with Session(engine) as session:
+        assert session.get(ServerSso, world.ids["server"]) is None
+    # SSO stays on for the organisation's other servers.
+    shown = client.get(
+        f"/api/v1/organisations/{world.ids['org']}/sso", headers=world.headers("owner")
+    ).json()
+    assert shown["enabled"] is True
