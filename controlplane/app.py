@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from controlplane.audit.routes import router as audit_router
 from controlplane.billing.billing_routes import router as billing_router
 from controlplane.billing.routes import router as plans_router
+from controlplane.branding.routes import router as branding_router
 from controlplane.bundles.routes import router as playbooks_router
 from controlplane.deployments.routes import router as deployments_router
 from controlplane.fleet.routes import router as hosts_router
@@ -51,6 +52,7 @@ def create_app() -> FastAPI:
         servers_router,
         deployments_router,
         sso_router,
+        branding_router,
         tokens_router,
         plans_router,
         billing_router,

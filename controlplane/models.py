@@ -10,6 +10,7 @@ from controlplane.billing.models import (
     Plan,
     StripeEvent,
 )
+from controlplane.branding.models import ServerBranding
 from controlplane.bundles.models import PlaybookReport
 from controlplane.fleet.models import Host
 from controlplane.identity.models import OrganisationSso, ServerSso
@@ -49,6 +50,7 @@ __all__ = [
     "Rollout",
     "RolloutTarget",
     "Server",
+    "ServerBranding",
     "ServerEvent",
     "ServerSecrets",
     "ServerSso",

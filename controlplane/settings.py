@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # The Ed25519 key that signs playbook bundles (PEM); unset: generated
     # once into data_dir/playbook-signing.key.
     playbook_signing_key_file: Path | None = None
+    # Branding (controlplane/branding): the largest logo or background image
+    # accepted (max_body_bytes bounds every request first) and the largest
+    # custom CSS, in bytes.
+    branding_image_max_bytes: int = 1_048_576
+    branding_css_max_bytes: int = 20_000
 
     @field_validator("data_dir")
     @classmethod

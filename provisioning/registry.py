@@ -15,6 +15,7 @@ from provisioning.redaction import Redactor
 def pipelines() -> dict[str, Pipeline]:
     # Imported here so the Celery app can load without the step modules'
     # heavier imports (boto3, python-keycloak) until a job needs them.
+    from controlplane.branding.pipeline import BRAND
     from provisioning.steps.billing import DEPROVISION, FINAL_BACKUP, RESUME, SUSPEND
     from provisioning.steps.hosts import CREATE_HOST
     from provisioning.steps.inspect import INSPECT
@@ -37,6 +38,7 @@ def pipelines() -> dict[str, Pipeline]:
             SSO,
             SSO_ROTATE,
             PURGE_STORAGE,
+            BRAND,
         )
     }
 

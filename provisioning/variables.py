@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from controlplane.branding.service import branding_variables
 from controlplane.fleet.models import Host
 from controlplane.fleet.placement import Slot
 from controlplane.identity.service import oidc_variables
@@ -78,4 +79,5 @@ def deployment_variables(
         **server_variables(server, host, secrets, version),
         **storage_variables(session, server.id),
         **oidc_variables(session, server),
+        **branding_variables(session, server),
     }

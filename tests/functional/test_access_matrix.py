@@ -258,6 +258,17 @@ CASES = [
         kind="global",
         body=lambda w: {"series": "4.5", "end_of_support": "2027-01-01"},
     ),
+    # Branding (tests/branding covers the checks and the brand job). The
+    # uploads here send no body: allowed callers get as far as its type.
+    case("GET", "/servers/{server}/branding", READERS),
+    case(
+        "PUT",
+        "/servers/{server}/branding",
+        CHANGE_ORG,
+        body=lambda w: {"primary_color": "#1f4fbf", "custom_css": "a { color: red }"},
+    ),
+    case("PUT", "/servers/{server}/branding/logo", CHANGE_ORG, 415),
+    case("PUT", "/servers/{server}/branding/background", CHANGE_ORG, 415),
     case("GET", "/organisations/{org}/maintenance-windows", READERS),
     case(
         "PUT",

@@ -1,6 +1,7 @@
 // Herd's pages work without this file; it adds what needs a script: the
 // organisation switcher submitting on change, the domain check as you type,
-// and live progress over server-sent events. No inline scripts, no libraries.
+// the branding editor's live preview, and live progress over server-sent
+// events. No inline scripts, no libraries.
 "use strict";
 
 function onReady(fn) {
@@ -120,8 +121,66 @@ function setupRolloutLive() {
   window.addEventListener("pagehide", () => source.close());
 }
 
+const COLOUR = /^#[0-9a-fA-F]{6}$/;
+const PREVIEW_VARS = {
+  primary_color: "--pv-primary",
+  accent_color: "--pv-accent",
+  background_color: "--pv-background",
+  text_color: "--pv-text",
+};
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"];
+
+function setupBrandingPreview() {
+  const preview = document.getElementById("brand-preview");
+  if (!preview) return;
+  document.querySelectorAll("input[data-preview-colour]").forEach((input) => {
+    const picker = document.querySelector('input[data-picker-for="' + input.id + '"]');
+    const show = () => {
+      const value = input.value.trim();
+      const valid = value === "" || COLOUR.test(value);
+      input.setAttribute("aria-invalid", valid ? "false" : "true");
+      const colour = value && valid ? value : input.dataset.default;
+      preview.style.setProperty(PREVIEW_VARS[input.dataset.previewColour], colour);
+      if (picker && valid) picker.value = colour.toLowerCase();
+    };
+    input.addEventListener("input", show);
+    if (picker) {
+      picker.addEventListener("input", () => { input.value = picker.value; show(); });
+    }
+  });
+  document.querySelectorAll("[data-preview-text]").forEach((field) => {
+    const target = document.getElementById("preview-" + field.dataset.previewText);
+    if (!target) return;
+    field.addEventListener("input", () => { target.textContent = field.value; });
+  });
+  document.querySelectorAll("input[data-preview-image]").forEach((input) => {
+    const status = document.getElementById(input.id + "-status");
+    input.addEventListener("change", () => {
+      const file = input.files && input.files[0];
+      if (!file) return;
+      // The server checks the bytes; this only saves a wasted upload.
+      let problem = "";
+      if (!IMAGE_TYPES.includes(file.type)) problem = "Choose a PNG, JPEG or WebP image.";
+      else if (file.size > Number(input.dataset.maxBytes)) problem = "This image is too large.";
+      status.textContent = problem;
+      status.className = "field-status" + (problem ? " bad" : "");
+      input.setAttribute("aria-invalid", problem ? "true" : "false");
+      if (problem) return;
+      const url = URL.createObjectURL(file);
+      if (input.dataset.previewImage === "logo") {
+        const logo = document.getElementById("preview-logo");
+        logo.src = url;
+        logo.hidden = false;
+      } else {
+        preview.style.setProperty("--pv-banner", 'url("' + url + '")');
+      }
+    });
+  });
+}
+
 onReady(() => {
   setupAutosubmit();
+  setupBrandingPreview();
   setupDomainCheck();
   setupServerLive();
   setupJobLive();

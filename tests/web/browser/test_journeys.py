@@ -38,6 +38,12 @@ def test_an_owner_orders_a_server_and_watches_it_provision(
     journey.shot("order-form")
     page.get_by_role("button", name="Order").click()
 
+    # The order's last step: payment (none here: billing is off) and add-ons.
+    page.wait_for_url(re.compile(r"/servers/[0-9a-f-]{36}/order$"))
+    expect(page.locator("#order-state")).to_contain_text("requested")
+    expect(page.locator("#payment-approval")).to_be_visible()
+    journey.shot("order-finish")
+    page.get_by_role("link", name="Server page").click()
     page.wait_for_url(re.compile(r"/servers/[0-9a-f-]{36}$"))
     expect(page.locator("#server-state")).to_contain_text("requested")
     journey.shot("ordered")
