@@ -56,7 +56,9 @@ def _create_key_file(path: Path) -> None:
         handle.write(secrets.token_urlsafe(48) + "\n")
 
 
-def _derive(key: bytes, purpose: bytes) -> bytes:
+def derive_key(key: bytes, purpose: bytes) -> bytes:
+    """A 32-byte key for one purpose, derived from the secret key, so a key
+    leaked from one use (sessions, say) opens nothing else."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(key)
 
 
@@ -64,7 +66,7 @@ class SecretBox:
     """Encrypts and decrypts secrets stored in the database."""
 
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(key, b"herd/secrets-at-rest/v1")))
+        self._fernet = Fernet(base64.urlsafe_b64encode(derive_key(key, b"herd/secrets-at-rest/v1")))
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

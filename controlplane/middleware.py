@@ -117,6 +117,8 @@ class BodyLimitMiddleware:
 # The endpoints that mint API tokens: keyed by the caller's token (its
 # lookup part), or by address where the caller has none yet.
 TOKEN_ISSUING = frozenset({("POST", "/api/v1/tokens"), ("POST", "/api/v1/invitations/accept")})
+# The portal's sign-in by pasted token: credentials in a form, not a header.
+SIGN_IN_FORMS = frozenset({("POST", "/sign-in/token")})
 
 
 class RateLimitMiddleware:
@@ -141,6 +143,8 @@ class RateLimitMiddleware:
             return
         address = (scope.get("client") or ("unknown", 0))[0]
         credentials = dict(scope.get("headers") or []).get(b"authorization")
+        if (scope["method"], scope["path"]) in SIGN_IN_FORMS:
+            credentials = credentials or b"form"
         if credentials is not None:
             wait = await run_in_threadpool(self.limiter.take, address, self.failures, False)
             if wait:

@@ -13,16 +13,15 @@ import uuid
 from sqlmodel import Session, select
 
 from controlplane.auth.principal import Principal
-from controlplane.auth.roles import OrgRole, Scope, StaffRole
+from controlplane.auth.roles import PERSON_SCOPES, OrgRole, Scope, StaffRole
 from controlplane.sqltypes import utcnow
 from controlplane.tenancy.models import Membership, User
 from controlplane.tokens.models import ApiToken
 from web.sessions import WebSession
 
-# What an interactive person signed in through OIDC may do: read and change
-# what their roles allow; a staff role comes with the staff scope, since the
-# person (not a script's token) is at the keyboard.
-_PERSON_SCOPES = frozenset({Scope.read, Scope.write})
+# A person signed in through OIDC holds PERSON_SCOPES; a staff role comes
+# with the staff scope, since the person (not a script's token) is at the
+# keyboard.
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -55,7 +54,7 @@ def principal_for(session: Session, web: WebSession) -> Principal | None:
         scopes = frozenset(Scope(s) for s in token.scopes if s in Scope.__members__)
         bound = token.organisation_id
     else:
-        scopes = _PERSON_SCOPES | ({Scope.staff} if user.staff_role else set())
+        scopes = PERSON_SCOPES | ({Scope.staff} if user.staff_role else set())
     query = select(Membership.organisation_id, Membership.role).where(Membership.user_id == user.id)
     if bound is not None:
         query = query.where(Membership.organisation_id == bound)

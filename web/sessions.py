@@ -20,7 +20,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from controlplane.crypto import _derive, load_or_create_secret_key
+from controlplane.crypto import derive_key, load_or_create_secret_key
 from controlplane.settings import get_settings
 
 COOKIE = "herd_session"
@@ -32,7 +32,7 @@ CSRF_HEADER = "x-csrf-token"
 def _serializer(key: bytes) -> URLSafeTimedSerializer:
     # A key of its own, so a leaked session key would not open secrets at
     # rest and the other way round.
-    return URLSafeTimedSerializer(_derive(key, b"herd/web-session/v1"), salt="herd-web-session")
+    return URLSafeTimedSerializer(derive_key(key, b"herd/web-session/v1"), salt="herd-web-session")
 
 
 def serializer() -> URLSafeTimedSerializer:

@@ -30,6 +30,13 @@ class Scope(StrEnum):
     playbooks = "playbooks"
 
 
+# What a person holds when they act themselves (a first token from accepting
+# an invitation, a browser session): everything a member may do, from which
+# they mint narrower tokens for automation (for instance playbooks only, for
+# an in-house team's CI). Staff add the staff scope.
+PERSON_SCOPES = frozenset({Scope.read, Scope.write, Scope.playbooks})
+
+
 class Perm(StrEnum):
     org_read = "org.read"
     org_update = "org.update"

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from controlplane.audit import service as audit
 from controlplane.auth.principal import Principal
-from controlplane.auth.roles import OrgRole, Perm, Scope, StaffPerm
+from controlplane.auth.roles import PERSON_SCOPES, OrgRole, Perm, StaffPerm
 from controlplane.crypto import digest
 from controlplane.pagination import PageRequest, finish_page, paginate
 from controlplane.problems import AlreadyExists, Conflict, Forbidden, NotFound
@@ -299,7 +299,7 @@ def accept_invitation(
             session,
             user,
             "first token",
-            {Scope.read, Scope.write},
+            set(PERSON_SCOPES),
             NEWCOMER_TOKEN_LIFETIME,
             invitation.organisation_id,
         )

@@ -6,6 +6,7 @@ their body is read when unsigned or oversize."""
 from __future__ import annotations
 
 import http.client
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,8 @@ def test_without_redis_the_limiter_stays_open() -> None:
 def limited(herd_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("HERD_RATE_LIMIT_TOKEN_CREATIONS", "3")
     monkeypatch.setenv("HERD_RATE_LIMIT_AUTH_FAILURES", "5")
+    # TestClient speaks plain http: the portal's cookie cannot be Secure.
+    monkeypatch.setenv("HERD_WEB_COOKIE_SECURE", "false")
     get_settings.cache_clear()
     from controlplane.app import create_app
 
@@ -127,6 +130,22 @@ def test_failed_authentication_is_limited_per_address(limited: TestClient, engin
     _assert_limited(limited.get("/api/v1/me", headers={"Authorization": "Bearer herd_y_z"}))
     # Requests without credentials are not what this limit is about.
     assert limited.get("/healthz/live").status_code == 200
+
+
+def test_guessing_tokens_at_the_portal_sign_in_is_limited_too(limited: TestClient) -> None:
+    page = limited.get("/sign-in")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    guesses = [
+        limited.post(
+            "/sign-in/token", data={"token": f"herd_x{n}_guess", "csrf_token": csrf.group(1)}
+        )
+        for n in range(5)
+    ]
+    assert [g.status_code for g in guesses] == [401] * 5
+    _assert_limited(
+        limited.post("/sign-in/token", data={"token": "herd_y_z", "csrf_token": csrf.group(1)})
+    )
 
 
 def test_successful_authentication_takes_nothing(limited: TestClient, engine: Engine) -> None:
