@@ -24,6 +24,41 @@ class SyncReport:
     new_prices: list[str] = field(default_factory=list)
 
 
+# The add-ons Herd knows how to sell, and how each is billed: moderation
+# staffing per server each month (an item beside the plan), a support contract
+# per organisation each year (a subscription of its own).
+ADDON_TERMS: dict[str, tuple[str, str]] = {
+    "moderation": ("month", "server"),
+    "support": ("year", "organisation"),
+}
+
+
+class UnknownAddOn(ValueError):
+    pass
+
+
+def set_addon(
+    session: Session, code: str, name: str, price_cents: int, currency: str = "eur"
+) -> AddOn:
+    """Create or change one of the add-ons Herd sells; `herd billing sync`
+    then gives a changed price its new Stripe price. The caller commits."""
+    if code not in ADDON_TERMS:
+        raise UnknownAddOn(f"{code!r} is not an add-on Herd sells: {', '.join(ADDON_TERMS)}")
+    if price_cents < 0 or not name.strip() or len(name) > 100:
+        raise ValueError("give a name (1-100 characters) and a price of 0 or more cents")
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValueError("currency is a three-letter ISO code, e.g. eur")
+    interval, per = ADDON_TERMS[code]
+    addon = session.exec(select(AddOn).where(AddOn.code == code)).first() or AddOn(
+        code=code, name=name, price_cents=price_cents, interval=interval, per=per
+    )
+    addon.name, addon.price_cents, addon.currency = name.strip(), price_cents, currency.lower()
+    addon.interval, addon.per, addon.active = interval, per, True
+    session.add(addon)
+    session.flush()
+    return addon
+
+
 def _price_key(kind: str, code: str, amount: int, currency: str, interval: str) -> str:
     return f"herd-price-{kind}-{code}-{amount}-{currency}-{interval}"
 

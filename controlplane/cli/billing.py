@@ -29,6 +29,30 @@ def sync() -> None:
 
 
 @app.command()
+def addon(
+    code: str = typer.Argument(..., help="moderation (per server, monthly) or support (yearly)"),
+    name: str = typer.Option(..., help="what invoices call it"),
+    price_cents: int = typer.Option(..., help="price per month (moderation) or year (support)"),
+    currency: str = typer.Option("eur"),
+) -> None:
+    """Set an add-on's name and price in Herd's catalogue; run `herd billing
+    sync` afterwards to give Stripe the new price."""
+    from controlplane.billing import catalogue
+    from controlplane.db import unit_of_work
+
+    try:
+        with unit_of_work() as session:
+            item = catalogue.set_addon(session, code, name, price_cents, currency)
+            summary = (
+                f"{item.code}: {item.name}, {item.price_cents} {item.currency}/{item.interval}"
+            )
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary)
+
+
+@app.command()
 def tick() -> None:
     """Run the dunning tick once (the worker started with --beat runs it)."""
     from controlplane.billing import work

@@ -332,3 +332,29 @@ def test_an_unpaid_contract_cancelled_ends_at_once(
     assert ("cancel", f"herd-addon-cancel-{order_id}") in billing_on.calls
     assert _order(engine).status == "ended"
     assert not _support(engine, world)
+
+
+def test_staff_set_the_add_ons_herd_sells_from_the_cli(engine: Engine) -> None:
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    runner = CliRunner()
+    made = runner.invoke(
+        app, ["billing", "addon", "support", "--name", "Support", "--price-cents", "120000"]
+    )
+    assert made.exit_code == 0, made.output
+    assert "support: Support, 120000 eur/year" in made.output
+    changed = runner.invoke(
+        app, ["billing", "addon", "support", "--name", "Support plus", "--price-cents", "150000"]
+    )
+    assert changed.exit_code == 0, changed.output
+    refused = runner.invoke(
+        app, ["billing", "addon", "hugs", "--name", "Hugs", "--price-cents", "1"]
+    )
+    assert refused.exit_code == 2
+    assert "not an add-on Herd sells" in refused.output
+    with Session(engine) as session:
+        [support] = session.exec(select(AddOn)).all()
+    assert (support.code, support.name, support.price_cents) == ("support", "Support plus", 150000)
+    assert (support.interval, support.per) == ("year", "organisation")
