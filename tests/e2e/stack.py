@@ -48,8 +48,10 @@ class Worker:
     """`herd worker --beat` as its own process, its output in a log file;
     with a crash file, the worker of tests/e2e/crashing_worker.py."""
 
-    def __init__(self, log: Path, crash_file: Path | None = None, concurrency: int = 1) -> None:
-        self.log, self.concurrency = log, concurrency
+    def __init__(
+        self, log: Path, crash_file: Path | None = None, concurrency: int = 1, beat: bool = True
+    ) -> None:
+        self.log, self.concurrency, self.beat = log, concurrency, beat
         self.process: subprocess.Popen[bytes] | None = None
         self.program = (
             ["-m", "controlplane.cli.main"]
@@ -64,7 +66,7 @@ class Worker:
                     sys.executable,
                     *self.program,
                     "worker",
-                    "--beat",
+                    *(["--beat"] if self.beat else []),
                     f"--concurrency={self.concurrency}",
                 ],
                 env=os.environ.copy(),
@@ -124,9 +126,13 @@ class Stack:
         assert response.status_code < 300, (response.status_code, response.text)
         return response.json() if response.content else None
 
-    def start_worker(self, crash_file: Path | None = None, concurrency: int = 1) -> Worker:
+    def start_worker(
+        self, crash_file: Path | None = None, concurrency: int = 1, beat: bool = True
+    ) -> Worker:
+        """Without beat, the worker runs jobs but no periodic task: the test
+        plays the beat's part (for instance with an injected clock)."""
         log = self.logs / f"worker-{len(self.workers)}.log"
-        worker = Worker(log, crash_file, concurrency).start()
+        worker = Worker(log, crash_file, concurrency, beat).start()
         self.workers.append(worker)
         return worker
 
