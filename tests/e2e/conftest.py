@@ -55,19 +55,31 @@ def small_world(engine: Engine) -> World:
 
 
 @pytest.fixture
+def broker_url(db_kind: str) -> Iterator[str | None]:
+    """On PostgreSQL a Redis database of the machine's (a fault test
+    overrides this with a Redis of its own); on SQLite the embedded broker."""
+    if db_kind != "postgresql":
+        yield None
+        return
+    redis_db = random.randint(1, 15)
+    redis.Redis(db=redis_db).flushdb()
+    yield f"redis://127.0.0.1:6379/{redis_db}"
+    redis.Redis(db=redis_db).flushdb()
+
+
+@pytest.fixture
 def stack(
     request: pytest.FixtureRequest,
     db_kind: str,
+    broker_url: str | None,
     engine: Engine,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     start_fleet,
     mastodon_repo: MastodonRepo,
 ) -> Iterator[Stack]:
-    redis_db = random.randint(1, 15)
-    if db_kind == "postgresql":
-        monkeypatch.setenv("HERD_BROKER_URL", f"redis://127.0.0.1:6379/{redis_db}")
-        redis.Redis(db=redis_db).flushdb()
+    if broker_url is not None:
+        monkeypatch.setenv("HERD_BROKER_URL", broker_url)
     for name, value in {
         "HERD_HEALTH_CHECK": "direct",
         "HERD_MASTODON_REPO_URL": mastodon_repo.url,
@@ -90,8 +102,6 @@ def stack(
         yield stack
     finally:
         stack.stop()
-        if db_kind == "postgresql":
-            redis.Redis(db=redis_db).flushdb()
         _drop_tenant_databases(engine)
 
 
