@@ -18,38 +18,18 @@ needs root and the test-host packages (scripts/test installs them).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import random
 import statistics
-import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 
-import psycopg
-import redis
-from sqlalchemy.engine import make_url
-
-from controlplane import migrate
-from controlplane.db import dispose_engines, engine_for
-from controlplane.settings import get_settings
-from tests.e2e.conftest import PLAYBOOK_VARS, SKIP_TAGS, VERSION, small_world
+from bench.live_herd import live_herd
+from tests.e2e.conftest import VERSION
 from tests.e2e.stack import Stack
 from tests.hosts.harness import TestFleet
-from tests.hosts.mastodon_repo import build_mastodon_repo
 from tests.processes import api_process
 
-POSTGRES_SERVER_URL = os.environ.get(
-    "HERD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 PLAYBOOK_STEPS = ("run_provision", "run_brand")
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _at(value: str) -> float:
@@ -139,37 +119,14 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
 
-    with tempfile.TemporaryDirectory(prefix="herd-bench-") as tmp:
-        root = Path(tmp)
-        name = f"herd_bench_{uuid.uuid4().hex[:8]}"
-        redis_db = random.randint(1, 15)
-        with psycopg.connect(_dsn(POSTGRES_SERVER_URL), autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        url = make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(False)
-        repo = build_mastodon_repo(root / "mastodon.git")
-        os.environ.update(
-            HERD_DATABASE_URL=url,
-            HERD_DATA_DIR=str(root / "data"),
-            HERD_SECRET_KEY="bench-" + uuid.uuid4().hex,
-            HERD_BROKER_URL=f"redis://127.0.0.1:6379/{redis_db}",
-            HERD_HEALTH_CHECK="direct",
-            HERD_MASTODON_REPO_URL=repo.url,
-            HERD_MASTODON_VERSION=VERSION,
-            HERD_PLAYBOOK_VARS=json.dumps(PLAYBOOK_VARS),
-            HERD_PLAYBOOK_SKIP_TAGS=json.dumps(SKIP_TAGS),
-        )
-        get_settings.cache_clear()
-        redis.Redis(db=redis_db).flushdb()
-        migrate.upgrade(url)
-        engine = engine_for(url)
-        world = small_world(engine)
+    with live_herd() as herd:
         slots = sum(counts)
-        fleet = TestFleet(root / "fleet", ["h1"], shared_paths=[repo.path], slots=slots)
+        fleet = TestFleet(herd.root / "fleet", ["h1"], shared_paths=[herd.repo.path], slots=slots)
         stack: Stack | None = None
         try:
             fleet.start()
             with api_process() as api:
-                stack = Stack(api=api, world=world, fleet=fleet, logs=root)
+                stack = Stack(api=api, world=herd.world, fleet=fleet, logs=herd.root)
                 stack.register_hosts()
                 stack.start_worker(concurrency=args.concurrency).wait_ready()
                 print(
@@ -185,27 +142,6 @@ def main() -> None:
             if stack is not None:
                 stack.stop()
             fleet.stop()
-            dispose_engines()
-            redis.Redis(db=redis_db).flushdb()
-            _drop(name, url)
-
-
-def _drop(name: str, url: str) -> None:
-    with psycopg.connect(_dsn(POSTGRES_SERVER_URL), autocommit=True) as admin:
-        tenants = [
-            row[0]
-            for row in admin.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'mastodon\\_%'"
-            )
-        ]
-        with psycopg.connect(_dsn(url)) as herd:
-            ours = {
-                f"mastodon_{uuid.UUID(str(r[0])).hex}"
-                for r in herd.execute("SELECT id FROM servers")
-            }
-        for tenant in set(tenants) & ours:
-            admin.execute(f'DROP DATABASE IF EXISTS "{tenant}" WITH (FORCE)')
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Benchmark: a rollout's orchestration overhead against plain ansible-playbook.
 
-N test hosts, one server each, provisioned through Herd itself (worker
-concurrency = forks), so Herd's records, secrets and the hosts agree. Then, in
-the same run, the same upgrade (v4.5.1 → v4.5.2, playbooks/upgrade.yml) twice:
+N servers on test hosts (one a host by default; `--servers` with fewer hosts
+puts several on each, in the hosts' slots), provisioned through Herd itself
+(worker concurrency = forks), so Herd's records, secrets and the hosts agree.
+Then, in the same run, the same upgrade (v4.5.1 → v4.5.2, playbooks/upgrade.yml) twice:
 
 1. through Herd: a rollout with one wave of 100 %, concurrency cap = forks,
    `herd worker` concurrency = forks; timed from the POST /rollouts call until
@@ -22,61 +23,45 @@ Runs the real stack as tests/e2e does (API in uvicorn, `herd worker --beat`
 over Redis on PostgreSQL, test hosts over SSH with the Mastodon stand-in);
 needs root and the test-host packages (scripts/test installs them).
 
-    .venv/bin/python -m bench.rollout_overhead [--hosts 8] [--forks 4]
-        [--reconcile-seconds 2] [--cap FORKS]
+    .venv/bin/python -m bench.rollout_overhead [--hosts 8] [--servers HOSTS]
+        [--slots N/HOSTS] [--forks 4] [--reconcile-seconds 2] [--cap FORKS]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import redis
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from controlplane import migrate
-from controlplane.db import dispose_engines, engine_for
+from bench.live_herd import live_herd
 from controlplane.fleet.models import Host
 from controlplane.jobs.models import Job, JobEvent, JobStep
 from controlplane.rollouts.models import RolloutTarget
 from controlplane.servers import secrets as server_secrets
 from controlplane.servers.models import Server
-from controlplane.settings import get_settings
 from provisioning.ansible import PLAYBOOKS
 from provisioning.hosts import inventory_for
 from provisioning.variables import deployment_variables
-from tests.e2e.conftest import PLAYBOOK_VARS, SKIP_TAGS, VERSION, small_world
+from tests.e2e.conftest import SKIP_TAGS, VERSION
 from tests.e2e.stack import Stack
 from tests.hosts import webcheck
 from tests.hosts.harness import TestFleet
-from tests.hosts.mastodon_repo import build_mastodon_repo
 from tests.processes import api_process
 
-POSTGRES_SERVER_URL = os.environ.get(
-    "HERD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 TARGET = "v4.5.2"
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float:
@@ -301,44 +286,21 @@ def breakdown(engine: Engine, rollout_id: str) -> dict[str, float]:
     }
 
 
-# -- set-up and clean-up ------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def herd_database() -> Iterator[tuple[str, str]]:
-    name = f"herd_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_dsn(POSTGRES_SERVER_URL), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(False)
-    try:
-        yield name, url
-    finally:
-        dispose_engines()
-        _drop(name, url)
-
-
-def _drop(name: str, url: str) -> None:
-    """Herd's database, and the tenant databases and roles the provision
-    playbook made on this machine's PostgreSQL for its servers."""
-    with psycopg.connect(_dsn(POSTGRES_SERVER_URL), autocommit=True) as admin:
-        tenants, roles = set(), set()
-        with contextlib.suppress(psycopg.Error), psycopg.connect(_dsn(url)) as herd:
-            for server_id, slot in herd.execute("SELECT id, slot FROM servers"):
-                tenants.add(f"mastodon_{uuid.UUID(str(server_id)).hex}")
-                if slot is not None:
-                    roles.add(f"mastodon{slot}")
-        for tenant in sorted(tenants):
-            admin.execute(f'DROP DATABASE IF EXISTS "{tenant}" WITH (FORCE)')
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        for role in sorted(roles):
-            # Another run may still own a database with it: then it stays.
-            with contextlib.suppress(psycopg.Error):
-                admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=8, help="test hosts, one server each")
+    parser.add_argument("--hosts", type=int, default=8, help="test hosts")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=None,
+        help="N, the servers upgraded (default: one a host); Herd places them on the hosts",
+    )
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=None,
+        help="Mastodon slots a host (default: enough for N, at least 2)",
+    )
     parser.add_argument("--forks", type=int, default=4, help="Ansible forks = worker concurrency")
     parser.add_argument("--cap", type=int, default=None, help="rollout concurrency (forks)")
     parser.add_argument(
@@ -348,40 +310,27 @@ def main() -> None:
         help="HERD_RECONCILE_SECONDS: how often the rollout engine ticks (production 30)",
     )
     args = parser.parse_args()
-    count, forks = args.hosts, args.forks
+    hosts, forks = args.hosts, args.forks
+    count = args.servers or hosts
+    slots = args.slots or max(2, -(-count // hosts))
+    if slots * hosts < count:
+        parser.error(f"{hosts} hosts of {slots} slots cannot hold {count} servers")
     cap = args.cap or forks
     started_all = time.monotonic()
 
-    with tempfile.TemporaryDirectory(prefix="herd-bench-") as tmp, herd_database() as (_, url):
-        root = Path(tmp)
-        redis_db = random.randint(1, 15)
-        repo = build_mastodon_repo(root / "mastodon.git")
-        os.environ.update(
-            HERD_DATABASE_URL=url,
-            HERD_DATA_DIR=str(root / "data"),
-            HERD_SECRET_KEY="bench-" + uuid.uuid4().hex,
-            HERD_BROKER_URL=f"redis://127.0.0.1:6379/{redis_db}",
-            HERD_HEALTH_CHECK="direct",
-            HERD_MASTODON_REPO_URL=repo.url,
-            HERD_MASTODON_VERSION=VERSION,
-            HERD_PLAYBOOK_VARS=json.dumps(PLAYBOOK_VARS),
-            HERD_PLAYBOOK_SKIP_TAGS=json.dumps(SKIP_TAGS),
-            HERD_RECONCILE_SECONDS=str(args.reconcile_seconds),
-        )
-        get_settings.cache_clear()
-        redis.Redis(db=redis_db).flushdb()
-        migrate.upgrade(url)
-        engine = engine_for(url)
-        world = small_world(engine)
-        names = [f"h{n:02d}" for n in range(1, count + 1)]
-        # Two slots a host: Herd's placement can put a second server on a host when
-        # approvals race, and its ports must stay in the host's own block.
-        fleet = TestFleet(root / "fleet", names, shared_paths=[repo.path], slots=2)
+    with live_herd(HERD_RECONCILE_SECONDS=str(args.reconcile_seconds)) as herd:
+        root, engine, world, repo = herd.root, herd.engine, herd.world, herd.repo
+        names = [f"h{n:02d}" for n in range(1, hosts + 1)]
+        # At least two slots a host even at one server each: Herd's placement can
+        # put a second server on a host when approvals race, and its ports must
+        # stay in the host's own block.
+        fleet = TestFleet(root / "fleet", names, shared_paths=[repo.path], slots=slots)
         stack: Stack | None = None
         try:
             fleet.start()
             print(
-                f"rollout overhead: N = {count} test hosts (one server each), forks = {forks}, "
+                f"rollout overhead: N = {count} servers on {hosts} test hosts ({slots} slots "
+                f"each), forks = {forks}, "
                 f"worker concurrency = {forks}, rollout concurrency cap = {cap}, one wave of "
                 f"100%, rollout tick (HERD_RECONCILE_SECONDS) = {args.reconcile_seconds:g} s; "
                 f"{VERSION} -> {TARGET}; PostgreSQL + Redis, stand-in Mastodon",
@@ -445,11 +394,10 @@ def main() -> None:
             if stack is not None:
                 stack.stop()
             fleet.stop()
-            redis.Redis(db=redis_db).flushdb()
 
     want = Counter({TARGET.removeprefix("v"): count})
     same = herd_work == plain_work
-    commands = sum(sum(c.values()) for c in herd_work.values()) / count
+    commands = sum(sum(c.values()) for c in herd_work.values()) / hosts
     print(
         f"versions after the rollout {dict(herd_versions)}, after the reset "
         f"(plain rollback.yml, {reset_seconds:.1f} s) {dict(reset_versions)}, after the plain "
@@ -462,7 +410,7 @@ def main() -> None:
 
     ratio = herd_seconds / plain_seconds
     print()
-    print(f"N = {count} hosts, forks = {forks}")
+    print(f"N = {count} servers on {hosts} hosts, forks = {forks}")
     print(f"plain ansible-playbook upgrade.yml -f {forks}: {plain_seconds:7.1f} s")
     print(f"Herd rollout (start call -> completed):     {herd_seconds:7.1f} s")
     print(f"ratio rollout / plain:                      {ratio:7.3f}   (aim < 1.15)")
@@ -485,10 +433,10 @@ def main() -> None:
         f"  concurrency slots idle between jobs (waiting for a rollout tick): "
         f"{idle:.0f} slot-s of {cap * parts['span']:.0f} ({idle / cap:.1f} s of wall time)"
     )
-    per_host_plain = plain_seconds * forks / count
+    per_server_plain = plain_seconds * forks / count
     print(
         f"  plain run: start-up to first task {plain_startup:.1f} s once; "
-        f"{per_host_plain:.1f} slot-s per host against {parts['job']:.1f} s per Herd job"
+        f"{per_server_plain:.1f} slot-s per server against {parts['job']:.1f} s per Herd job"
     )
     print(f"benchmark run time {time.monotonic() - started_all:.0f} s (set-up included)")
     if herd_versions != want or plain_versions != want:
