@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import controlplane.models  # noqa: F401  (every table, for the foreign keys)
 from controlplane.billing import work
 from controlplane.billing.stripe_client import StripeUnavailable
 from controlplane.db import get_engine
 from provisioning.celery_app import celery_app
+
+# Tasks that call Stripe: taken again if the worker dies (acks_late), and
+# retried with backoff while Stripe is unreachable; their work is keyed by
+# Herd's ids, so a second run changes nothing.
+_STRIPE_CALL: dict[str, Any] = {
+    "acks_late": True,
+    "ignore_result": True,
+    "autoretry_for": (StripeUnavailable,),
+    "retry_backoff": 10,
+    "retry_backoff_max": 600,
+    "max_retries": 10,
+    "time_limit": 120,
+    "soft_time_limit": 100,
+}
 
 
 @celery_app.task(
@@ -28,14 +43,7 @@ def process_event(event_id: str) -> bool:
 
 @celery_app.task(
     name=work.SUBSCRIBE_TASK,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(StripeUnavailable,),
-    retry_backoff=10,
-    retry_backoff_max=600,
-    max_retries=10,
-    time_limit=120,
-    soft_time_limit=100,
+    **_STRIPE_CALL,
 )
 def subscribe(server_id: str) -> None:
     work.subscribe(get_engine(), uuid.UUID(server_id))
@@ -43,14 +51,7 @@ def subscribe(server_id: str) -> None:
 
 @celery_app.task(
     name=work.ADDON_TASK,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(StripeUnavailable,),
-    retry_backoff=10,
-    retry_backoff_max=600,
-    max_retries=10,
-    time_limit=120,
-    soft_time_limit=100,
+    **_STRIPE_CALL,
 )
 def apply_addon(order_id: str) -> None:
     work.apply_addon(get_engine(), uuid.UUID(order_id))
