@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # ran out is handed to another worker by the reconciler.
     job_lease_seconds: float = 120.0
     reconcile_seconds: float = 30.0
+    # Multiplies every step's retry backoff (health gates included). 1 in
+    # production; a test stack whose stand-in answers at once shortens the
+    # waits instead of sleeping through minutes of them.
+    retry_backoff_scale: float = Field(default=1.0, gt=0, le=1)
     # What new servers run, and where the source comes from (a mirror, for
     # providers that do not let hosts reach GitHub).
     mastodon_version: str = "v4.5.2"

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.jobs.models import FINISHED, Job, JobEvent, JobState, JobStep, StepState
+from controlplane.settings import get_settings
 from controlplane.sqltypes import utcnow
 from provisioning.redaction import Redactor
 
@@ -237,7 +238,7 @@ def run_job(
                 )
                 if context.attempt >= step.attempts:
                     return _fail(engine, job, pipeline, context, record, message, owner, outcome)
-                delay = min(
+                delay = get_settings().retry_backoff_scale * min(
                     step.backoff_seconds * 2 ** (context.attempt - 1), step.max_backoff_seconds
                 )
                 _mark_step(engine, record.id, StepState.pending, error=message)

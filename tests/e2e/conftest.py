@@ -68,6 +68,17 @@ def broker_url(db_kind: str) -> Iterator[str | None]:
 
 
 @pytest.fixture
+def short_backoffs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started after this wait a fifth of production's retry
+    backoffs: the stand-in answers at once, so a health gate meant to sit
+    out a phased restart (about 80 s) only makes a failing release slow to
+    call failed. Fault tests keep production's backoffs, which their
+    outages are timed against."""
+    monkeypatch.setenv("HERD_RETRY_BACKOFF_SCALE", "0.2")
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def stack(
     request: pytest.FixtureRequest,
     db_kind: str,

@@ -43,6 +43,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.postgres,
     pytest.mark.parametrize("db_kind", ["postgresql"]),
+    pytest.mark.usefixtures("short_backoffs"),
 ]
 HOSTS = ["h2", "h3", "h4", "h5", "h6"]
 # Two more patch releases than the session's repository: each rollout on

@@ -30,6 +30,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.postgres,
     pytest.mark.parametrize("db_kind", ["postgresql"]),
+    pytest.mark.usefixtures("short_backoffs"),
 ]
 
 # Mastodon's upgrade guide as the stand-in records it (tests/playbooks/
