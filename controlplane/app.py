@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI
 
 from controlplane.audit.routes import router as audit_router
+from controlplane.backups.routes import router as backups_router
 from controlplane.billing.billing_routes import router as billing_router
 from controlplane.billing.routes import router as plans_router
 from controlplane.branding.routes import router as branding_router
@@ -53,6 +54,7 @@ def create_app() -> FastAPI:
         deployments_router,
         sso_router,
         branding_router,
+        backups_router,
         tokens_router,
         plans_router,
         billing_router,

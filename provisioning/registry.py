@@ -16,6 +16,7 @@ def pipelines() -> dict[str, Pipeline]:
     # Imported here so the Celery app can load without the step modules'
     # heavier imports (boto3, python-keycloak) until a job needs them.
     from controlplane.branding.pipeline import BRAND
+    from provisioning.steps.backups import BACKUPS
     from provisioning.steps.billing import DEPROVISION, FINAL_BACKUP, RESUME, SUSPEND
     from provisioning.steps.hosts import CREATE_HOST
     from provisioning.steps.inspect import INSPECT
@@ -39,6 +40,7 @@ def pipelines() -> dict[str, Pipeline]:
             SSO_ROTATE,
             PURGE_STORAGE,
             BRAND,
+            BACKUPS,
         )
     }
 

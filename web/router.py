@@ -7,14 +7,36 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from web.routes import billing, branding, live, people, rollouts, servers, signin, staff
+from web.routes import (
+    backups,
+    billing,
+    branding,
+    live,
+    people,
+    rollouts,
+    servers,
+    signin,
+    staff,
+    staff_hosts,
+)
 
 STATIC = Path(__file__).parent / "static"
 
 
 def build_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    for module in (signin, servers, branding, billing, live, people, staff, rollouts):
+    for module in (
+        signin,
+        servers,
+        backups,
+        branding,
+        billing,
+        live,
+        people,
+        staff,
+        staff_hosts,
+        rollouts,
+    ):
         router.include_router(module.router)
     return router
 

@@ -104,3 +104,19 @@ async def put_background(
 ) -> BrandingOut:
     """Upload the background image, with the same checks as the logo."""
     return await _upload("background", server_id, request, principal, session)
+
+
+@router.delete("/servers/{server_id}/branding/logo", response_model=BrandingOut)
+def delete_logo(server_id: uuid.UUID, principal: PrincipalDep, session: SessionDep) -> BrandingOut:
+    """Remove the logo: an active server gets a `brand` job that takes it
+    off the server, which then shows Mastodon's default. Removing a logo
+    that is not set changes nothing."""
+    return branding_out(service.remove_image(session, principal, server_id, "logo"))
+
+
+@router.delete("/servers/{server_id}/branding/background", response_model=BrandingOut)
+def delete_background(
+    server_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> BrandingOut:
+    """Remove the background image, as the logo is removed."""
+    return branding_out(service.remove_image(session, principal, server_id, "background"))

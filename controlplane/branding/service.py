@@ -135,8 +135,28 @@ def set_image(
     return _save(session, principal, server, row, changed)
 
 
+def remove_image(
+    session: Session, principal: Principal, server_id: uuid.UUID, kind: ImageKind
+) -> BrandingView:
+    """Stop using the logo or background: the next brand run removes it from
+    the server, which then shows Mastodon's own. Removing one that is not
+    set changes nothing. The file stays in Herd's store, where another
+    server may use the same bytes."""
+    server = _server(session, principal, server_id, Perm.servers_update)
+    row = _row(session, server.id)
+    changed = [kind] if getattr(row, f"{kind}_sha256") else []
+    setattr(row, f"{kind}_sha256", None)
+    setattr(row, f"{kind}_type", None)
+    return _save(session, principal, server, row, changed, removed=changed)
+
+
 def _save(
-    session: Session, principal: Principal, server: Server, row: ServerBranding, changed: list[str]
+    session: Session,
+    principal: Principal,
+    server: Server,
+    row: ServerBranding,
+    changed: list[str],
+    removed: list[str] | None = None,
 ) -> BrandingView:
     job = jobs.active_job(session, server.id, BRAND_JOB)
     if not changed:
@@ -153,7 +173,8 @@ def _save(
         "server",
         server.id,
         server.organisation_id,
-        {"fields": changed, "job": str(job.id) if job else None},
+        {"fields": changed, "job": str(job.id) if job else None}
+        | ({"removed": removed} if removed else {}),
     )
     return BrandingView(server, row, job)
 

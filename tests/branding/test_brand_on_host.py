@@ -1,6 +1,7 @@
 """Branding reaches a real test host (tests/hosts): a logo and colours set
 through the API, the brand job run as a worker runs it, and the stylesheet,
-the image and the site settings script on the host."""
+the image and the site settings script on the host; then the logo
+removed, and gone from the host."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from controlplane.jobs import service as jobs
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
 from provisioning.registry import pipelines
@@ -71,3 +73,28 @@ def test_a_branding_change_lands_on_the_host(
     assert hashlib.sha256(image).hexdigest() == hashlib.sha256(PNG).hexdigest()
     script = host.path(f"{home}/herd/branding.rb").read_text()
     assert f"mascot: File.open(\"{home}/herd/branding/mascot.png\", 'rb')" in script
+
+    # The logo removed: the next brand run takes it off the server, and
+    # Mastodon's site upload with it, so Mastodon shows its own mascot.
+    host.standin.clear_calls()
+    removed = client.delete(f"{base}/logo", headers=setup.owner)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["job_id"] != first_job
+    run_to_success(engine, removed.json()["job_id"], pipelines())
+    assert not host.path(f"{home}/herd/branding/mascot.png").exists()
+    assert "mascot:" not in host.path(f"{home}/herd/branding.rb").read_text()
+    [destroyed] = host.standin.calls(contains="SiteUpload")
+    assert 'SiteUpload.where(var: ["mascot"]).destroy_all' in destroyed["command"]
+    assert (
+        "--herd-primary: #aa3300;" in host.path(f"{home}/live/public/herd-branding.css").read_text()
+    )
+    # Run again, it changes nothing: the removal is not done twice.
+    with Session(engine) as session:
+        again = jobs.create_job(session, "brand", pipelines()["brand"].step_names, setup.server_id)
+        again_id = again.id
+        session.info.clear()  # no broker here: the test runs the job itself
+        session.commit()
+    run_to_success(engine, again_id, pipelines())
+    events = client.get(f"/api/v1/jobs/{again_id}/events?limit=200", headers=setup.owner).json()
+    assert events["items"]
+    assert [e["task"] for e in events["items"] if e["changed"]] == []

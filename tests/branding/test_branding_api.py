@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from controlplane.audit.models import AuditEntry
 from controlplane.branding.models import ServerBranding
 from controlplane.branding.service import branding_variables
-from controlplane.jobs.models import Job
+from controlplane.jobs.models import Job, JobState
 from controlplane.servers.models import Server
 from controlplane.settings import get_settings
 from tests.factories import World, build_world
@@ -242,3 +243,58 @@ def test_a_viewer_cannot_upload(
     )
     assert answer.status_code == 403
     assert _stored(herd_env) == []
+
+
+def test_a_removed_image_is_no_longer_deployed(
+    client: TestClient, world: World, engine: Engine, herd_env: Path
+) -> None:
+    base = f"/api/v1/servers/{world.ids['server']}/branding"
+    for kind, data in (("logo", PNG), ("background", JPEG)):
+        content_type = "image/png" if kind == "logo" else "image/jpeg"
+        answer = client.put(
+            f"{base}/{kind}",
+            headers={**world.headers("owner"), "Content-Type": content_type},
+            content=data,
+        )
+        assert answer.status_code == 200, answer.text
+    [first_job] = _brand_jobs(engine)
+    with Session(engine) as session:
+        # The brand job ran: a removal needs a new one.
+        first_job.state = JobState.succeeded
+        session.add(first_job)
+        session.commit()
+
+    # Neither a viewer nor another organisation may remove it.
+    assert client.delete(f"{base}/logo", headers=world.headers("viewer")).status_code == 403
+    assert client.delete(f"{base}/logo", headers=world.headers("outsider")).status_code == 404
+    assert client.delete(f"{base}/logo", headers=world.headers("readonly")).status_code == 403
+    assert client.delete(f"{base}/banner", headers=world.headers("owner")).status_code == 404
+
+    removed = client.delete(f"{base}/logo", headers=world.headers("admin"))
+    assert removed.status_code == 200, removed.text
+    body = removed.json()
+    assert body["logo"] is None
+    assert body["background"] is not None
+    jobs = _brand_jobs(engine)
+    assert len(jobs) == 2
+    assert body["job_id"] == str(jobs[-1].id)
+    with Session(engine) as session:
+        server = session.get(Server, world.ids["server"])
+        assert server is not None
+        files = branding_variables(session, server)["mastodon_branding_image_files"]
+        entry = session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.action == "server.branding_update")
+            .order_by(col(AuditEntry.id).desc())
+        ).first()
+    # The brand run is given the background only, so it takes the logo off.
+    assert list(files) == ["thumbnail"]
+    assert entry is not None
+    assert entry.details["removed"] == ["logo"]
+    # The bytes stay in Herd's store: another server may use them.
+    assert len(_stored(herd_env)) == 2
+
+    # Removing it again changes nothing and starts nothing.
+    again = client.delete(f"{base}/logo", headers=world.headers("admin"))
+    assert again.status_code == 200
+    assert len(_brand_jobs(engine)) == 2

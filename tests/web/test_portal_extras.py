@@ -22,7 +22,7 @@ from controlplane.billing.models import (
 )
 from controlplane.billing.settings import get_billing_settings
 from controlplane.branding.models import ServerBranding
-from controlplane.jobs.models import Job
+from controlplane.jobs.models import Job, JobState
 from controlplane.rollouts.models import MaintenanceWindow
 from tests.factories import World
 from tests.web.helpers import csrf_of, sign_in
@@ -342,3 +342,56 @@ def test_the_server_page_sets_a_maintenance_window_and_shows_sso(
     assert "follows its organisation" in cleared.text
     with Session(engine) as session:
         assert session.exec(select(MaintenanceWindow)).all() == []
+
+
+def test_the_branding_editor_removes_an_image(
+    web: TestClient, world: World, engine: Engine, herd_env: Path
+) -> None:
+    sign_in(web, world.tokens["admin"])
+    url = f"/servers/{world.ids['server']}/branding"
+    page = web.get(url)
+    assert "Remove the logo" not in page.text  # nothing to remove yet
+    web.post(
+        url,
+        data={**_branding_form(), "csrf_token": csrf_of(page)},
+        files={"logo": ("logo.png", PNG, "image/png")},
+        follow_redirects=False,
+    )
+    page = web.get(url)
+    assert 'id="logo-current"' in page.text
+    assert 'form="remove-logo"' in page.text
+    # The remove forms sit outside the editor's form, so Enter there saves.
+    editor = page.text.split('id="branding-form"', 1)[1].split("</form>", 1)[0]
+    assert 'id="remove-logo"' not in editor
+    with Session(engine) as session:
+        for job in session.exec(select(Job).where(Job.kind == "brand")).all():
+            job.state = JobState.succeeded  # the brand job ran
+            session.add(job)
+        session.commit()
+
+    # Without the CSRF token: refused, and the logo stays.
+    refused = web.post(f"{url}/logo/remove", follow_redirects=False)
+    assert refused.status_code == 403
+    assert "Remove the logo" in web.get(url).text
+    assert web.post(f"{url}/banner/remove", data={"csrf_token": csrf_of(page)}).status_code == 404
+
+    answer = web.post(
+        f"{url}/logo/remove", data={"csrf_token": csrf_of(page)}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    page = web.get(answer.headers["location"])
+    assert 'id="logo-current"' not in page.text
+    assert "brand job</a> is applying it" in page.text
+    with Session(engine) as session:
+        row = session.get(ServerBranding, world.ids["server"])
+        assert row is not None
+        assert row.logo_sha256 is None
+        assert len(session.exec(select(Job).where(Job.kind == "brand")).all()) == 2
+
+    # A viewer sees no remove button, and a forged removal is refused.
+    web.cookies.clear()
+    sign_in(web, world.tokens["viewer"])
+    page = web.get(url)
+    assert "Remove the" not in page.text
+    forged = web.post(f"{url}/background/remove", data={"csrf_token": csrf_of(page)})
+    assert forged.status_code == 403

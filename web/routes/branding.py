@@ -187,6 +187,16 @@ def _save(
     return redirect(f"/servers/{server_id}/branding?saved=1")
 
 
+@router.post("/servers/{server_id}/branding/{kind}/remove")
+def remove_image(
+    server_id: uuid.UUID, kind: str, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    if kind not in branding.IMAGE_KINDS:
+        raise NotFound("no such image")
+    branding.remove_image(session, principal, server_id, kind)  # type: ignore[arg-type]
+    return redirect(f"/servers/{server_id}/branding?saved=1")
+
+
 @router.get("/servers/{server_id}/branding/{kind}")
 def branding_image(
     server_id: uuid.UUID, kind: str, principal: PrincipalDep, session: SessionDep

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from controlplane.auth.principal import Principal
 from controlplane.auth.roles import Perm, StaffPerm
+from controlplane.backups import service as backups
 from controlplane.billing import addons
 from controlplane.billing import service as plans
 from controlplane.deps import SessionDep
@@ -221,6 +222,7 @@ def server_page(
         "server.html",
         {
             **_extras(session, principal, organisation, server),
+            "backups": backups.get_backups(session, principal, server.id),
             "can_update": Perm.servers_update in perms,
             "can_see_billing": Perm.billing_read in perms,
             "notices": take_notices(request),

@@ -89,3 +89,15 @@ def test_an_admin_brands_a_server_and_sees_the_preview(
     page.get_by_role("link", name="brand job").click()
     page.wait_for_url(re.compile(f"/jobs/{job.id}$"))
     journey.shot("brand-job")
+
+    # The logo removed: the preview has none, and there is nothing left to remove.
+    page.goto(f"/servers/{world.ids['server']}/branding")
+    page.get_by_role("button", name="Remove the logo").click()
+    page.wait_for_url(re.compile(r"/branding\?saved=1$"))
+    expect(page.locator("#preview-logo")).to_be_hidden()
+    expect(page.get_by_role("button", name="Remove the logo")).to_have_count(0)
+    with Session(engine) as session:
+        row = session.get(ServerBranding, world.ids["server"])
+    assert row is not None
+    assert row.logo_sha256 is None
+    journey.shot("branding-logo-removed")
