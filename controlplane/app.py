@@ -23,6 +23,9 @@ from controlplane.middleware import (
     RequestContextMiddleware,
     SignedWebhookMiddleware,
 )
+from controlplane.moderation.queue_routes import WEBHOOK_PATH_PREFIX
+from controlplane.moderation.queue_routes import router as moderation_queue_router
+from controlplane.moderation.routes import router as moderation_router
 from controlplane.ops.health import router as health_router
 from controlplane.ops.metrics import register_collectors
 from controlplane.ops.metrics import router as metrics_router
@@ -61,8 +64,10 @@ def create_app() -> FastAPI:
         hosts_router,
         audit_router,
         jobs_router,
+        moderation_router,
         rollouts_router,
         playbooks_router,
+        moderation_queue_router,
         health_router,
         metrics_router,
     ):
@@ -76,7 +81,10 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         SignedWebhookMiddleware,
-        signed={"/api/v1/billing/stripe/webhook": b"stripe-signature"},
+        signed={
+            "/api/v1/billing/stripe/webhook": b"stripe-signature",
+            WEBHOOK_PATH_PREFIX: b"x-hub-signature",
+        },
         max_bytes=settings.webhook_max_body_bytes,
     )
     app.add_middleware(RateLimitMiddleware, settings=settings)

@@ -200,20 +200,30 @@ class SignedWebhookMiddleware:
 
     def __init__(self, app: ASGIApp, signed: dict[str, bytes], max_bytes: int) -> None:
         self.app = app
-        self.signed = signed  # path -> the header that must carry the signature
+        # path -> the header that must carry the signature; a path ending in
+        # "/" covers every path under it (one endpoint per sending server).
+        self.signed = signed
         self.max_bytes = max_bytes
 
+    def _header_for(self, path: str) -> bytes | None:
+        if path in self.signed:
+            return self.signed[path]
+        return next(
+            (h for p, h in self.signed.items() if p.endswith("/") and path.startswith(p)), None
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.signed:
+        header = self._header_for(scope["path"]) if scope["type"] == "http" else None
+        if header is None:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if not headers.get(self.signed[scope["path"]]):
+        if not headers.get(header):
             response = problem_response(
                 400,
                 "bad-signature",
                 "Webhook signature not valid",
-                f"the {self.signed[scope['path']].decode()} header is missing",
+                f"the {header.decode()} header is missing",
             )
             await response(scope, receive, send)
             return

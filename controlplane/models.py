@@ -15,6 +15,13 @@ from controlplane.bundles.models import PlaybookReport
 from controlplane.fleet.models import Host
 from controlplane.identity.models import OrganisationSso, ServerSso
 from controlplane.jobs.models import Job, JobEvent, JobStep
+from controlplane.moderation.models import (
+    Assignment,
+    ModerationTeam,
+    ModeratorAccess,
+    TeamMember,
+)
+from controlplane.moderation.reports import ModerationFeed, ModerationReport
 from controlplane.rollouts.models import (
     CatalogueRelease,
     MaintenanceWindow,
@@ -30,6 +37,7 @@ from controlplane.tokens.models import ApiToken
 __all__ = [
     "AddOn",
     "ApiToken",
+    "Assignment",
     "AuditEntry",
     "BillingAccount",
     "BillingSubscription",
@@ -42,6 +50,10 @@ __all__ = [
     "JobStep",
     "MaintenanceWindow",
     "Membership",
+    "ModerationFeed",
+    "ModerationReport",
+    "ModerationTeam",
+    "ModeratorAccess",
     "Organisation",
     "OrganisationSso",
     "Plan",
@@ -56,5 +68,6 @@ __all__ = [
     "ServerSso",
     "ServerStorage",
     "StripeEvent",
+    "TeamMember",
     "User",
 ]

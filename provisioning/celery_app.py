@@ -31,7 +31,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         result_expires=86400,
         timezone="UTC",
-        include=["provisioning.tasks", "provisioning.rollouts", "provisioning.billing_tasks"],
+        include=[
+            "provisioning.tasks",
+            "provisioning.rollouts",
+            "provisioning.billing_tasks",
+            "provisioning.moderation_tasks",
+        ],
         beat_schedule={
             "reconcile": {"task": "herd.reconcile", "schedule": settings.reconcile_seconds},
             "rollouts": {"task": "herd.advance_rollouts", "schedule": settings.reconcile_seconds},
@@ -42,6 +47,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
             },
             # Retention is counted in days.
             "storage": {"task": "herd.purge_storage", "schedule": 3600.0},
+            # Webhooks bring reports in at once; the pull catches what they
+            # missed, well inside any response time agreed.
+            "moderation": {"task": "herd.moderation.pull_reports", "schedule": 300.0},
         },
     )
     return app

@@ -20,6 +20,7 @@ def pipelines() -> dict[str, Pipeline]:
     from provisioning.steps.billing import DEPROVISION, FINAL_BACKUP, RESUME, SUSPEND
     from provisioning.steps.hosts import CREATE_HOST
     from provisioning.steps.inspect import INSPECT
+    from provisioning.steps.moderation import MODERATORS
     from provisioning.steps.provision import PROVISION
     from provisioning.steps.sso import SSO, SSO_ROTATE
     from provisioning.steps.storage import PURGE_STORAGE
@@ -41,6 +42,7 @@ def pipelines() -> dict[str, Pipeline]:
             PURGE_STORAGE,
             BRAND,
             BACKUPS,
+            MODERATORS,
         )
     }
 
@@ -50,6 +52,7 @@ def redactor_for(session: Session, job: Job) -> Redactor:
     if job.server_id is None:
         return Redactor()
     from controlplane.identity.service import sso_secrets
+    from controlplane.moderation.sync import moderator_secrets
     from controlplane.servers import secrets
     from controlplane.storage import grant_secrets
 
@@ -58,5 +61,6 @@ def redactor_for(session: Session, job: Job) -> Redactor:
             *secrets.values(session, job.server_id),
             *grant_secrets(session, job.server_id),
             *sso_secrets(session, job.server_id),
+            *moderator_secrets(session, job.server_id),
         ]
     )

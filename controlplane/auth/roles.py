@@ -81,11 +81,18 @@ class StaffPerm(StrEnum):
     hosts_manage = "hosts.manage"
     plans_manage = "plans.manage"
     organisations_manage = "organisations.manage"
+    # Moderation teams, their members and their assignment to servers.
+    moderation_manage = "moderation.manage"
 
 
 STAFF_ROLE_PERMS: dict[StaffRole, frozenset[StaffPerm]] = {
     StaffRole.operator: frozenset(
-        {StaffPerm.fleet_read, StaffPerm.servers_suspend, StaffPerm.hosts_manage}
+        {
+            StaffPerm.fleet_read,
+            StaffPerm.servers_suspend,
+            StaffPerm.hosts_manage,
+            StaffPerm.moderation_manage,
+        }
     ),
     StaffRole.admin: frozenset(StaffPerm),
 }

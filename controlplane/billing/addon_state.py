@@ -147,6 +147,11 @@ def _end(session: Session, order: AddOnOrder, now: datetime, why: str) -> None:
     order.status, order.live_key, order.ended_at, order.updated_at = "ended", None, now, now
     session.add(order)
     _record(session, order, "billing.addon_ended", {"reason": why})
+    if order.server_id is not None:
+        # Imported here: moderation builds on billing, not the other way.
+        from controlplane.moderation.service import addon_ended
+
+        addon_ended(session, order.server_id)
 
 
 def reconcile(session: Session, org_id: uuid.UUID, now: datetime) -> None:

@@ -378,3 +378,8 @@ def _end(session: Session, order: AddOnOrder, addon: AddOn) -> None:
     order.ended_at = order.updated_at = utcnow()
     session.add(order)
     _record(session, None, "billing.addon_ended", order, addon.code)
+    if order.server_id is not None:
+        # Imported here: moderation builds on billing, not the other way.
+        from controlplane.moderation.service import addon_ended
+
+        addon_ended(session, order.server_id)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from controlplane.bundles.signing import public_pem
 from controlplane.bundles.vault import decrypt_vars
+from controlplane.bundles.version import BUNDLE_VERSION
 from controlplane.cli.main import app
 from tests.bundles.world import PASSPHRASE, ContractWorld
 
@@ -43,7 +44,7 @@ def test_pull_verifies_unpacks_and_verify_catches_any_change(
     out = tmp_path / "bundle"
     code, output = _herd("playbooks", "pull", herd.org, "--out", out)
     assert code == 0, output
-    assert "verified bundle 1.0.0 for org-a" in output
+    assert f"verified bundle {BUNDLE_VERSION} for org-a" in output
     assert (out / "upgrade.yml").is_file()
     assert (out / "inventory" / "host_vars" / herd.domain / "main.yml").is_file()
 
@@ -106,7 +107,7 @@ def test_pull_with_secrets_and_report_a_run(
         headers=herd.headers("owner"),
     ).json()["items"]
     assert [(r["playbook"], r["status"], r["bundle_version"]) for r in listed] == [
-        ("upgrade.yml", "succeeded", "1.0.0")
+        ("upgrade.yml", "succeeded", BUNDLE_VERSION)
     ]
     assert listed[0]["hosts"][0]["changed"] == 4
     assert listed[0]["finished_at"] is not None

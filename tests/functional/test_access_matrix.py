@@ -327,13 +327,61 @@ CASES = [
     ),
     case("GET", "/organisations/{org}/playbooks/reports", READERS),
     case("GET", "/playbooks/reports", STAFF, kind="global"),
+    # The fleet moderation queue (tests/moderation/test_queue*.py covers it).
+    # The world staffs no server and {job} names no report: allowed callers
+    # get an empty queue, and as far as the report lookup.
+    case("GET", "/moderation/queue", STAFF, kind="global"),
+    case("POST", "/moderation/reports/{job}/assign", STAFF, 404, "global"),
+    case("POST", "/moderation/reports/{job}/unassign", STAFF, 404, "global"),
+    case("POST", "/moderation/reports/{job}/resolve", STAFF, 404, "global"),
+    case("POST", "/moderation/reports/{job}/reopen", STAFF, 404, "global"),
+    case(
+        "POST",
+        "/moderation/reports/{job}/action",
+        STAFF,
+        404,
+        "global",
+        lambda w: {"type": "none"},
+    ),
+    case("GET", "/servers/{server}/moderation/figures", READERS),
+    # Moderation teams and staffing (tests/moderation/test_staffing_api.py).
+    # The world has no team ({job} names none) and no moderation add-on.
+    case("GET", "/moderation/teams", STAFF, kind="global"),
+    case("POST", "/moderation/teams", STAFF, 201, "global", lambda w: {"name": "Night owls"}),
+    case("GET", "/moderation/teams/{job}", STAFF, 404, "global"),
+    case("PUT", "/moderation/teams/{job}", STAFF, 404, "global", lambda w: {"name": "Owls"}),
+    case("DELETE", "/moderation/teams/{job}", STAFF, 404, "global"),
+    case(
+        "POST",
+        "/moderation/teams/{job}/members",
+        STAFF,
+        404,
+        "global",
+        lambda w: {"user_id": str(w.ids["spare_user"]), "mastodon_username": "owl"},
+    ),
+    case("DELETE", "/moderation/teams/{job}/members/{spare_user}", STAFF, 404, "global"),
+    case("GET", "/servers/{server}/moderation", READERS),
+    case(
+        "PUT",
+        "/servers/{server}/moderation",
+        STAFF,
+        422,
+        "global",
+        lambda w: {"team_id": str(uuid.uuid4()), "response_hours": 4},
+    ),
+    case("DELETE", "/servers/{server}/moderation", STAFF, 404, "global"),
     case("GET", "/healthz", " ".join(PRINCIPALS), kind="public"),
     case("GET", "/healthz/live", " ".join(PRINCIPALS), kind="public"),
 ]
 # Accepting an invitation is open to callers without a token by design; its
 # rules are tested on their own in test_invitations.py. Stripe's webhook is
 # authenticated by its signature, not a token: tests/billing covers it.
-SEPARATELY_TESTED = {"POST /api/v1/invitations/accept", "POST /api/v1/billing/stripe/webhook"}
+SEPARATELY_TESTED = {
+    "POST /api/v1/invitations/accept",
+    "POST /api/v1/billing/stripe/webhook",
+    # Mastodon's webhooks: by their signature (tests/moderation/test_queue.py).
+    "POST /api/v1/moderation/webhooks/{server_id}",
+}
 
 
 def _normalise(path: str) -> str:

@@ -99,6 +99,11 @@ class StandinControl:
         tokens[token] = {"account_id": str(account_id), "scopes": list(scopes)}
         self._write(common.TOKENS, json.dumps(tokens, indent=2))
 
+    def webhooks(self) -> dict[str, Any]:
+        """Webhooks registered on the server, by URL (events, secret)."""
+        path = self.folder / common.WEBHOOKS
+        return json.loads(path.read_text()) if path.exists() else {}
+
     # -- state ----------------------------------------------------------------
 
     def databases(self) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from controlplane.deps import SessionDep
 from controlplane.identity import service as identity
 from controlplane.identity.settings import IdentitySettings
 from controlplane.jobs import service as jobs
+from controlplane.moderation import queue_views
+from controlplane.moderation import service as moderation
 from controlplane.pagination import PageRequest, page_request
 from controlplane.problems import HerdError
 from controlplane.rollouts import service as rollouts
@@ -262,6 +264,8 @@ def _extras(
         "timezone": organisation.timezone,
         "weekdays": WEEKDAYS,
         "moderation": addons.moderation_active(session, server.id),
+        "staffing": moderation.staffing(session, server),
+        "moderation_figures": queue_views.figures(session, principal, server.id, None),
     }
 
 

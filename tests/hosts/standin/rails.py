@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import checkout
+from . import checkout, moderators
 from .common import ToolExit, say
 from .database import database_name, databases, new_database
 from .rbenv import require_ruby
@@ -207,6 +207,9 @@ def settings_in(code: str, env: Mapping[str, str]) -> dict[str, Any]:
 def runner(root: Path, env: Mapping[str, str], args: list[str]) -> None:
     code = " ".join(a for a in args if not a.startswith("-"))
     script = Path(code)
+    if script.name == moderators.SCRIPT and script.is_file():
+        moderators.run(env)
+        return
     if code.endswith(".rb") and script.is_file():
         code = script.read_text()
     changes = settings_in(code, env)
