@@ -26,6 +26,8 @@ from controlplane.auth.roles import OrgRole
 from controlplane.crypto import DecryptionError, secret_box
 from controlplane.db import dispose_engines, engine_for
 from controlplane.identity.models import OrganisationSso, ServerSso
+from controlplane.moderation.models import AccessState, ModeratorAccess
+from controlplane.moderation.queue import webhook_secret
 from controlplane.servers import secrets as server_secrets
 from controlplane.servers.lifecycle import ServerState
 from controlplane.settings import get_settings
@@ -85,6 +87,7 @@ def _store_secrets(url: str) -> tuple[dict[str, str], str]:
         "s3 secret": "s3-" + uuid.uuid4().hex,
         "upstream secret": "upstream-" + uuid.uuid4().hex,
         "sso client secret": "sso-" + uuid.uuid4().hex,
+        "moderator token": "mod-" + uuid.uuid4().hex,
     }
     with Session(engine_for(url), expire_on_commit=False) as session:
         org = factories.organisation(session)
@@ -122,6 +125,15 @@ def _store_secrets(url: str) -> tuple[dict[str, str], str]:
                 secret_encrypted=box.encrypt(plain["sso client secret"]),
             )
         )
+        session.add(
+            ModeratorAccess(
+                server_id=server.id,
+                mastodon_username="moderator",
+                token_encrypted=box.encrypt(plain["moderator token"]),
+                state=AccessState.granted,
+            )
+        )
+        plain["report webhook secret"] = webhook_secret(session, server.id)
         owner = factories.member(session, org, OrgRole.owner)
         _, token = factories.token(session, owner)
         session.commit()
