@@ -18,6 +18,7 @@ from web.routes import (
     signin,
     staff,
     staff_hosts,
+    staff_moderation,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -35,6 +36,7 @@ def build_router() -> APIRouter:
         people,
         staff,
         staff_hosts,
+        staff_moderation,
         rollouts,
     ):
         router.include_router(module.router)
