@@ -129,6 +129,10 @@ def plan_access(session: Session, server: Server) -> dict[str, list[str]]:
             row.state, row.updated_at = AccessState.revoking, now
             session.add(row)
             removed.append(username)
+    if want:
+        # Made now, a step before the run that sends it to the host, so the
+        # job's redactor (built as each step starts) already masks it.
+        webhook_secret(session, server.id)
     return {"added": sorted(added), "removed": sorted(removed)}
 
 

@@ -31,21 +31,25 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from controlplane.auth.roles import StaffRole
 from controlplane.billing import catalogue, stripe_client, work
 from controlplane.billing.settings import get_billing_settings
 from controlplane.db import unit_of_work
 from controlplane.identity.keycloak import get_identity
-from controlplane.jobs.models import Job, JobState
+from controlplane.jobs.models import FINISHED, Job, JobState
+from controlplane.moderation.sync import moderator_secrets
 from controlplane.servers import secrets as server_secrets
 from controlplane.settings import get_settings
 from controlplane.storage import get_storage_settings, grant_secrets
 from provisioning import ansible, health, pipeline
 from provisioning.registry import pipelines, redactor_for
+from tests import factories
 from tests.billing import stripe_events as se
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import build_world
 from tests.identity.standin import SERVICE_CLIENT, SERVICE_SECRET, KeycloakStandIn
 from tests.identity.test_brokering import publish_oidc
+from tests.moderation.staffing import make_team, order_moderation
 from tests.moto import REGION, Moto
 
 STRIPE_API_KEY = "sk_test_herd_scan_" + uuid.uuid4().hex
@@ -165,10 +169,13 @@ def _work(engine: Engine, sent: list[tuple[str, str]]) -> None:
 
 
 def _run_jobs(engine: Engine, server_id: uuid.UUID) -> list[uuid.UUID]:
-    """What the workers would do: the server's jobs, to their end, here."""
+    """What the workers would do: the server's unfinished jobs, to their end,
+    here; returns every job of the server."""
     with Session(engine) as session:
-        ids = [job.id for job in session.exec(select(Job).where(Job.server_id == server_id))]
-    for job_id in ids:
+        jobs = session.exec(select(Job).where(Job.server_id == server_id)).all()
+        ids = [job.id for job in jobs]
+        waiting = [job.id for job in jobs if job.state not in FINISHED]
+    for job_id in waiting:
         outcome = pipeline.run_job(
             engine,
             job_id,
@@ -288,6 +295,26 @@ def test_no_secret_is_left_in_clear(
     assert configured.keys_seen, "with the host's SSH key"
     assert s3_keys, "the server got an S3 key of its own"
 
+    # Moderation staffing: a moderator's admin token and the report webhook's
+    # secret, both handed to the (echoing) moderators playbook.
+    order_moderation(engine, uuid.UUID(server_id))
+    with Session(engine) as session:
+        moderator = factories.user(session, staff_role=StaffRole.operator)
+        session.commit()
+        moderator_id = moderator.id
+    team = make_team(client, staff, [(moderator_id, "scan_mod")])
+    assigned = client.put(
+        f"/api/v1/servers/{server_id}/moderation",
+        headers=staff,
+        json={"team_id": team["id"], "response_hours": 4},
+    )
+    assert assigned.status_code == 200, assigned.text
+    job_ids = _run_jobs(engine, uuid.UUID(server_id))
+    assert "moderators.yml" in configured.runs
+    with Session(engine) as session:
+        moderation_secrets = moderator_secrets(session, uuid.UUID(server_id))
+    assert len(moderation_secrets) == 2, "a moderator token and the webhook secret"
+
     realm_secrets = [
         secret
         for realm in keycloak.realms.values()
@@ -310,6 +337,7 @@ def test_no_secret_is_left_in_clear(
         **{f"Mastodon {name}": value for name, value in mastodon.items() if "PUBLIC" not in name},
         **{f"server S3 secret key {n}": value for n, value in enumerate(s3_keys)},
         **{f"server SSO client secret {n}": value for n, value in enumerate(realm_secrets)},
+        **{f"moderation secret {n}": value for n, value in enumerate(moderation_secrets)},
     }
 
     # -- where they must not be ----------------------------------------------------------
@@ -326,6 +354,7 @@ def test_no_secret_is_left_in_clear(
             f"/api/v1/servers/{server_id}",
             f"/api/v1/servers/{server_id}/preview",
             f"/api/v1/servers/{server_id}/jobs",
+            f"/api/v1/servers/{server_id}/moderation",
             f"/api/v1/organisations/{org}/audit",
             "/api/v1/audit",
             "/api/v1/jobs",
