@@ -23,7 +23,7 @@ from controlplane.middleware import (
     RequestContextMiddleware,
     SignedWebhookMiddleware,
 )
-from controlplane.moderation.queue_routes import WEBHOOK_PATH_PREFIX
+from controlplane.moderation.queue import WEBHOOK_PATH_PREFIX
 from controlplane.moderation.queue_routes import router as moderation_queue_router
 from controlplane.moderation.routes import router as moderation_router
 from controlplane.ops.health import router as health_router

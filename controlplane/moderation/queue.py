@@ -43,6 +43,10 @@ from controlplane.sqltypes import utcnow
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-hub-signature"
+# Where Mastodon delivers report webhooks (+ the server's id). The route, the
+# signature middleware's raw-body paths and the URL the `moderators` job
+# registers on a server all read this one value.
+WEBHOOK_PATH_PREFIX = "/api/v1/moderation/webhooks/"
 REPORT_EVENTS = frozenset({"report.created", "report.updated"})
 
 

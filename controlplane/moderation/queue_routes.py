@@ -23,10 +23,11 @@ from controlplane.moderation.queue_schemas import (
 )
 
 router = APIRouter(prefix=API_PREFIX, tags=["moderation"])
-WEBHOOK_PATH_PREFIX = f"{API_PREFIX}/moderation/webhooks/"
 
 
-@router.post("/moderation/webhooks/{server_id}", response_model=DeliveryOut)
+@router.post(
+    queue.WEBHOOK_PATH_PREFIX.removeprefix(API_PREFIX) + "{server_id}", response_model=DeliveryOut
+)
 async def receive_webhook(
     server_id: uuid.UUID, request: Request, session: SessionDep
 ) -> DeliveryOut:

@@ -30,8 +30,7 @@ from controlplane.moderation.models import (
     ModeratorAccess,
     TeamMember,
 )
-from controlplane.moderation.queue import webhook_secret
-from controlplane.moderation.queue_routes import WEBHOOK_PATH_PREFIX
+from controlplane.moderation.queue import WEBHOOK_PATH_PREFIX, webhook_secret
 from controlplane.moderation.reports import ModerationFeed
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server

@@ -208,6 +208,10 @@ def test_staff_act_on_reports_from_the_page_and_the_server_changes(
 
     # Bad input: nothing is sent.
     assert post("31", "action", kind="explode").status_code == 422
+    on_server, before = fleet.standin.report("31"), fingerprint(engine)
+    assert post("31", "escalate").status_code == 404
+    assert fleet.standin.report("31") == on_server
+    assert fingerprint(engine) == before
     assert not fleet.standin.account(SPAMMER).get("suspended")
 
     acted = post("31", "action", kind="suspend", text="Spam, again.")

@@ -17,6 +17,7 @@ from controlplane.moderation import access, queue_actions, queue_views
 from controlplane.moderation.mastodon_admin import ReportChange
 from controlplane.moderation.queue_schemas import AccountActionIn
 from controlplane.moderation.reports import ModerationReport
+from controlplane.problems import NotFound
 from controlplane.servers.domains import unicode_form
 from controlplane.servers.models import Server
 from web import forms, queries
@@ -119,67 +120,14 @@ def moderation_queue(
     )
 
 
-def _change(
-    request: Request,
-    report_id: uuid.UUID,
-    principal: PrincipalDep,
-    session: SessionDep,
-    change: ReportChange,
-    back: str,
-) -> Response:
-    row = queue_actions.change_report(session, principal, report_id, change)
-    done = {
-        "assign_to_self": "assigned to you",
-        "unassign": "unassigned",
-        "resolve": "resolved",
-        "reopen": "reopened",
-    }[change]
-    notify(request, f"{_label(session, row)} {done}.")
-    return redirect(_back(back, row.id if row.action_taken else None))
-
-
-@router.post(QUEUE + "/{report_id}/assign")
-def assign(
-    request: Request,
-    report_id: uuid.UUID,
-    principal: PrincipalDep,
-    session: SessionDep,
-    back: Annotated[str, Form()] = "",
-) -> Response:
-    return _change(request, report_id, principal, session, "assign_to_self", back)
-
-
-@router.post(QUEUE + "/{report_id}/unassign")
-def unassign(
-    request: Request,
-    report_id: uuid.UUID,
-    principal: PrincipalDep,
-    session: SessionDep,
-    back: Annotated[str, Form()] = "",
-) -> Response:
-    return _change(request, report_id, principal, session, "unassign", back)
-
-
-@router.post(QUEUE + "/{report_id}/resolve")
-def resolve(
-    request: Request,
-    report_id: uuid.UUID,
-    principal: PrincipalDep,
-    session: SessionDep,
-    back: Annotated[str, Form()] = "",
-) -> Response:
-    return _change(request, report_id, principal, session, "resolve", back)
-
-
-@router.post(QUEUE + "/{report_id}/reopen")
-def reopen(
-    request: Request,
-    report_id: uuid.UUID,
-    principal: PrincipalDep,
-    session: SessionDep,
-    back: Annotated[str, Form()] = "",
-) -> Response:
-    return _change(request, report_id, principal, session, "reopen", back)
+# The report changes the page's buttons post to: path word -> the change and
+# how the notice says it.
+CHANGES: dict[str, tuple[ReportChange, str]] = {
+    "assign": ("assign_to_self", "assigned to you"),
+    "unassign": ("unassign", "unassigned"),
+    "resolve": ("resolve", "resolved"),
+    "reopen": ("reopen", "reopened"),
+}
 
 
 @router.post(QUEUE + "/{report_id}/action")
@@ -200,4 +148,22 @@ def account_action(
         )
     row = queue_actions.act_on_account(session, principal, report_id, data.type, data.text)
     notify(request, f"{_label(session, row)} ({row.target_acct}): {ACTIONS[data.type]}.")
+    return redirect(_back(back, row.id if row.action_taken else None))
+
+
+# After /action, so that word is never taken for a report change.
+@router.post(QUEUE + "/{report_id}/{change}")
+def change_report(
+    request: Request,
+    report_id: uuid.UUID,
+    change: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    if change not in CHANGES:
+        raise NotFound("no such change to a report")
+    report_change, done = CHANGES[change]
+    row = queue_actions.change_report(session, principal, report_id, report_change)
+    notify(request, f"{_label(session, row)} {done}.")
     return redirect(_back(back, row.id if row.action_taken else None))
