@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from datetime import timedelta
 from typing import Annotated
@@ -16,6 +15,7 @@ from controlplane.cli.jobs import app as jobs_app
 from controlplane.cli.playbooks import app as playbooks_app
 from controlplane.cli.rollout import app as rollout_app
 from controlplane.cli.rollout import release_app
+from controlplane.cli.supervisor import Supervisor
 from controlplane.settings import get_settings
 
 app = typer.Typer(help="Herd: the control plane for hosted Mastodon.", no_args_is_help=True)
@@ -84,12 +84,19 @@ def serve(
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     load_or_create_secret_key(settings)
     migrations.upgrade()
-    worker_process: subprocess.Popen[bytes] | None = None
+    # Restarted whenever it exits, since nothing else on this machine would
+    # (see controlplane/cli/supervisor.py).
+    worker: Supervisor | None = None
     if with_worker:
-        worker_process = subprocess.Popen(
+        worker = Supervisor(
             [sys.executable, "-m", "controlplane.cli.main", "worker", "--beat"],
             env=os.environ.copy(),
         )
+        worker.start()
+    # uvicorn stops on SIGTERM and then raises it again with the handler it
+    # found; with Python's default that would end this process before the
+    # `finally` below, leaving the worker running. Ending as SystemExit runs it.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             "controlplane.app:create_app",
@@ -99,12 +106,13 @@ def serve(
             proxy_headers=True,
         )
     finally:
-        if worker_process is not None:
-            worker_process.send_signal(signal.SIGTERM)
-            try:
-                worker_process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker_process.kill()
+        if worker is not None:
+            worker.stop()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # Asked to stop is a clean stop (exit status 0, as service managers expect).
+    raise SystemExit(0)
 
 
 @staff_app.command("create")
