@@ -5,15 +5,19 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import redis
 
+from controlplane.db import dispose_engines
 from tests.moto import free_port
 
 
@@ -104,3 +108,31 @@ class PrivateRedis:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PrivatePostgres]:
+    """A cluster started for the `with` block; stopped (if a test left it
+    running) and removed after, with Herd's engines on it."""
+    # Under /tmp itself: the postgres user must reach it.
+    folder = Path(tempfile.mkdtemp(prefix="herd-pg-"))
+    cluster = PrivatePostgres(folder).init()
+    try:
+        yield cluster
+    finally:
+        dispose_engines()
+        if cluster.answers():
+            cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[PrivateRedis]:
+    """A Redis started for the `with` block, killed and removed after."""
+    folder = Path(tempfile.mkdtemp(prefix="herd-redis-"))
+    server = PrivateRedis(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -10,11 +10,8 @@ delivered. Both servers end active, each provisioned by one job.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from controlplane.jobs.models import Job
+from tests.e2e import private_services
 from tests.e2e.private_services import PrivateRedis
 from tests.e2e.stack import Stack
 from tests.e2e.test_faults import _provision_events
@@ -37,13 +35,8 @@ pytestmark = [
 
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:
-    folder = Path(tempfile.mkdtemp(prefix="herd-redis-"))
-    server = PrivateRedis(folder).start()
-    try:
+    with private_services.running_redis() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

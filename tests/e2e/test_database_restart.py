@@ -11,12 +11,9 @@ database set up once.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,9 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from controlplane import migrate
-from controlplane.db import dispose_engines
 from controlplane.jobs.models import Job
 from controlplane.servers.models import Server
+from tests.e2e import private_services
 from tests.e2e.private_services import PrivatePostgres
 from tests.e2e.stack import Stack
 from tests.e2e.test_faults import _provision_events
@@ -41,16 +38,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def private_postgres() -> Iterator[PrivatePostgres]:
-    # Under /tmp itself: the postgres user must reach it.
-    folder = Path(tempfile.mkdtemp(prefix="herd-pg-"))
-    cluster = PrivatePostgres(folder).init()
-    try:
+    with private_services.running_postgres() as cluster:
         yield cluster
-    finally:
-        dispose_engines()
-        if cluster.answers():
-            cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

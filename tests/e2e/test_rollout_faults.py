@@ -25,12 +25,9 @@ test_faults.py's. The same faults during provisioning are those tests.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,8 +36,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane import migrate
-from controlplane.db import dispose_engines
 from controlplane.jobs.models import Job
+from tests.e2e import private_services
 from tests.e2e.private_services import PrivatePostgres, PrivateRedis
 from tests.e2e.stack import Stack
 from tests.e2e.test_order_to_active import all_events
@@ -60,16 +57,8 @@ UNDER_WAY_EVENTS = 3
 
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
-    # Under /tmp itself: the postgres user must reach it.
-    folder = Path(tempfile.mkdtemp(prefix="herd-pg-"))
-    cluster = PrivatePostgres(folder).init()
-    try:
+    with private_services.running_postgres() as cluster:
         yield cluster
-    finally:
-        dispose_engines()
-        if cluster.answers():
-            cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -81,13 +70,8 @@ def postgres_url(private_postgres: PrivatePostgres) -> str:
 
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:
-    folder = Path(tempfile.mkdtemp(prefix="herd-redis-"))
-    server = PrivateRedis(folder).start()
-    try:
+    with private_services.running_redis() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
