@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.audit.models import AuditEntry
+from controlplane.rollouts.models import Rollout
 from controlplane.tenancy.models import Invitation
 from tests.factories import World
 from tests.web.helpers import csrf_of, sign_in
@@ -121,3 +122,32 @@ def test_the_organisation_switcher_lists_each_organisation(
     switched = web.get("/switch", params={"org": str(world.ids["org_b"])}, follow_redirects=False)
     assert switched.headers["location"] == f"/o/{world.ids['org_b']}/servers"
     assert web.get(switched.headers["location"]).status_code == 200
+
+
+def test_a_bad_rollout_form_is_shown_back_and_starts_nothing(
+    web: TestClient, world: World, engine: Engine
+) -> None:
+    sign_in(web, world.tokens["operator"])
+    token = csrf_of(web.get("/staff/rollouts/new"))
+    sent = {
+        "csrf_token": token,
+        "target": "v9.9.9",
+        "selector": "series",
+        "selector_value": "4.5",
+        "waves": "1, 250%",
+        "concurrency": "5",
+        "failure_budget": "2",
+    }
+    for path in ("/staff/rollouts/preview", "/staff/rollouts"):
+        page = web.post(path, data=sent, follow_redirects=False)
+        assert page.status_code == 422, path
+        assert 'role="alert"' in page.text
+        assert "waves" in page.text.split('role="alert"', 1)[1].split("</p>", 1)[0]
+        # What was typed is kept, to be corrected rather than retyped.
+        assert 'value="1, 250%"' in page.text
+        assert 'value="4.5"' in page.text
+        assert 'value="2"' in page.text
+    too_long = web.post("/staff/rollouts", data=sent | {"waves": "1," * 10_001})
+    assert too_long.status_code == 422
+    with Session(engine) as session:
+        assert session.exec(select(Rollout)).all() == []

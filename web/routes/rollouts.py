@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 from starlette.responses import Response
 
@@ -74,17 +75,22 @@ def _spec_from_form(values: dict[str, str]) -> tuple[RolloutSpec | None, dict[st
     )
 
 
-_DEFAULTS = {
-    "target": "",
-    "selector": "all",
-    "selector_value": "",
-    "waves": "1, 25%, 100%",
-    "concurrency": "10",
-    "soak_seconds": "0",
-    "failure_budget": "0",
-    "urgent": "",
-    "notice_seconds": "0",
-}
+FormText = Annotated[str, Field(max_length=20_000)]
+
+
+class RolloutForm(BaseModel):
+    """The new-rollout form as posted, all text (what the page shows back);
+    _spec_from_form turns it into a RolloutSpec."""
+
+    target: FormText = ""
+    selector: FormText = "all"
+    selector_value: FormText = ""
+    waves: FormText = "1, 25%, 100%"
+    concurrency: FormText = "10"
+    soak_seconds: FormText = "0"
+    failure_budget: FormText = "0"
+    urgent: FormText = ""
+    notice_seconds: FormText = "0"
 
 
 def _form_page(
@@ -112,10 +118,7 @@ def _form_page(
 
 @router.get("/staff/rollouts/new")
 def new_rollout(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    return _form_page(request, session, principal, dict(_DEFAULTS), {})
-
-
-FormField = Annotated[str, Form(max_length=20_000)]
+    return _form_page(request, session, principal, RolloutForm().model_dump(), {})
 
 
 @router.post("/staff/rollouts/preview")
@@ -123,19 +126,9 @@ def preview_rollout(
     request: Request,
     principal: PrincipalDep,
     session: SessionDep,
-    target: FormField = "",
-    selector: FormField = "all",
-    selector_value: FormField = "",
-    waves: FormField = _DEFAULTS["waves"],
-    concurrency: FormField = "10",
-    soak_seconds: FormField = "0",
-    failure_budget: FormField = "0",
-    urgent: FormField = "",
-    notice_seconds: FormField = "0",
+    form: Annotated[RolloutForm, Form()],
 ) -> Response:
-    values = dict(locals())
-    for key in ("request", "principal", "session"):
-        values.pop(key)
+    values = form.model_dump()
     spec, errors = _spec_from_form(values)
     if spec is None:
         return _form_page(request, session, principal, values, errors, status=422)
@@ -156,19 +149,9 @@ def start_rollout(
     principal: PrincipalDep,
     session: SessionDep,
     background: BackgroundTasks,
-    target: FormField = "",
-    selector: FormField = "all",
-    selector_value: FormField = "",
-    waves: FormField = _DEFAULTS["waves"],
-    concurrency: FormField = "10",
-    soak_seconds: FormField = "0",
-    failure_budget: FormField = "0",
-    urgent: FormField = "",
-    notice_seconds: FormField = "0",
+    form: Annotated[RolloutForm, Form()],
 ) -> Response:
-    values = dict(locals())
-    for key in ("request", "principal", "session", "background"):
-        values.pop(key)
+    values = form.model_dump()
     spec, errors = _spec_from_form(values)
     if spec is None:
         return _form_page(request, session, principal, values, errors, status=422)
