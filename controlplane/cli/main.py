@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from datetime import timedelta
@@ -88,10 +87,8 @@ def serve(
     # (see controlplane/cli/supervisor.py).
     worker: Supervisor | None = None
     if with_worker:
-        worker = Supervisor(
-            [sys.executable, "-m", "controlplane.cli.main", "worker", "--beat"],
-            env=os.environ.copy(),
-        )
+        # The worker inherits this process's environment (HERD_* settings).
+        worker = Supervisor([sys.executable, "-m", "controlplane.cli.main", "worker", "--beat"])
         worker.start()
     # uvicorn stops on SIGTERM and then raises it again with the handler it
     # found; with Python's default that would end this process before the

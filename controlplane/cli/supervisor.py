@@ -30,26 +30,17 @@ import time
 from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
+FIRST_PAUSE_SECONDS = 1.0
+LONGEST_PAUSE_SECONDS = 30.0
+SETTLED_AFTER_SECONDS = 60.0
 
 
 class Supervisor:
     """Runs `command`, and again each time it exits, until `stop()`."""
 
-    def __init__(
-        self,
-        command: Sequence[str],
-        *,
-        env: dict[str, str] | None = None,
-        name: str = "worker",
-        first_pause: float = 1.0,
-        longest_pause: float = 30.0,
-        settled_after: float = 60.0,
-    ) -> None:
+    def __init__(self, command: Sequence[str], *, name: str = "worker") -> None:
         self.command = list(command)
-        self.env = env
         self.name = name
-        self.first_pause, self.longest_pause = first_pause, longest_pause
-        self.settled_after = settled_after
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
@@ -66,12 +57,12 @@ class Supervisor:
                 return None
             # The command is the caller's own (serve's worker), never input.
             self._process = subprocess.Popen(  # noqa: S603
-                self.command, env=self.env, start_new_session=True
+                self.command, start_new_session=True
             )
             return self._process
 
     def _keep_running(self) -> None:
-        pause = self.first_pause
+        pause = FIRST_PAUSE_SECONDS
         while True:
             process = self._spawn()
             if process is None:
@@ -81,8 +72,8 @@ class Supervisor:
             _signal_group(process.pid, signal.SIGKILL)
             if self._stopping.is_set():
                 return
-            if time.monotonic() - began >= self.settled_after:
-                pause = self.first_pause
+            if time.monotonic() - began >= SETTLED_AFTER_SECONDS:
+                pause = FIRST_PAUSE_SECONDS
             log.warning(
                 "the %s exited (status %s); starting it again in %.0f s",
                 self.name,
@@ -91,7 +82,7 @@ class Supervisor:
             )
             if self._stopping.wait(pause):
                 return
-            pause = min(pause * 2, self.longest_pause)
+            pause = min(pause * 2, LONGEST_PAUSE_SECONDS)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop restarting, end the child (SIGTERM: Celery's warm shutdown,

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from controlplane.cli.main import app
+from tests.hosts.process import children_of
 
 
 def test_staff_create_prints_a_working_staff_token(client, herd_env: Path) -> None:
@@ -89,20 +90,20 @@ def test_herd_serve_runs_api_and_worker_on_embedded_defaults(tmp_path: Path) -> 
         # A worker that dies (as one does when its broker goes with a task
         # unacknowledged; here killed outright) is started again by serve,
         # and what it leaves behind (its embedded beat) goes with it.
-        first = _children(process.pid)
+        first = children_of(process.pid)
         assert len(first) == 1, first
-        left_behind = _children(first[0])
+        left_behind = children_of(first[0])
         os.kill(first[0], signal.SIGKILL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and log_path.read_text().count(" ready.") < 2:
             time.sleep(0.3)
         assert "the worker exited (status -9); starting it again" in log_path.read_text()
         assert log_path.read_text().count(" ready.") == 2
-        second = _children(process.pid)
+        second = children_of(process.pid)
         assert len(second) == 1, second
         assert second != first
         assert not [pid for pid in first + left_behind if _alive(pid)]
-        second += _children(second[0])
+        second += children_of(second[0])
     finally:
         # To serve alone: stopping it must stop its worker (in a process
         # group of its own) and start no other.
@@ -111,22 +112,6 @@ def test_herd_serve_runs_api_and_worker_on_embedded_defaults(tmp_path: Path) -> 
         log.close()
     assert process.returncode == 0
     assert not [pid for pid in second if _alive(pid)]
-
-
-def _children(pid: int) -> list[int]:
-    """The live child processes of `pid`, read from /proc."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # Field 4 of stat is the parent; the name (field 2) may hold spaces.
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            children.append(int(entry.name))
-    return children
 
 
 def _alive(pid: int) -> bool:
