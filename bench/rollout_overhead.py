@@ -7,7 +7,9 @@ Then, in the same run, the same upgrade (v4.5.1 → v4.5.2, playbooks/upgrade.ym
 
 1. through Herd: a rollout with one wave of 100 %, concurrency cap = forks,
    `herd worker` concurrency = forks; timed from the POST /rollouts call until
-   the rollout reads `completed` (every server upgraded and health-gated);
+   the rollout reads `completed` (every server upgraded and health-gated).
+   The servers a rollout tick starts together share one Ansible run
+   (provisioning/steps/shared_run.py), each keeping its own job;
 2. reset: one plain `ansible-playbook rollback.yml` back to v4.5.1 (not timed);
 3. plain: one `ansible-playbook upgrade.yml -f FORKS` over the same inventory,
    every host with the variables Herd passes it (server_variables with Herd's
@@ -52,6 +54,7 @@ from controlplane.jobs.models import Job, JobEvent, JobStep
 from controlplane.rollouts.models import RolloutTarget
 from controlplane.servers import secrets as server_secrets
 from controlplane.servers.models import Server
+from controlplane.servers.upgrades import SHARED_RUN_PARAM
 from provisioning.ansible import PLAYBOOKS
 from provisioning.hosts import inventory_for
 from provisioning.variables import deployment_variables
@@ -251,7 +254,9 @@ def rollout(stack: Stack, cap: int, timeout: float) -> tuple[str, float, dict[st
 
 
 def breakdown(engine: Engine, rollout_id: str) -> dict[str, float]:
-    """Where a rollout's time goes, per upgrade job (means) and in total."""
+    """Where a rollout's time goes: per upgrade job and per Ansible run
+    (jobs started in the same tick share one, led by the first), in means,
+    and in total."""
     with Session(engine) as session:
         targets = session.exec(
             select(RolloutTarget).where(RolloutTarget.rollout_id == uuid.UUID(rollout_id))
@@ -273,29 +278,39 @@ def breakdown(engine: Engine, rollout_id: str) -> dict[str, float]:
             ).first()
             step_walls = {n: _seconds(s.started_at, s.finished_at) for n, s in steps.items()}
             job_wall = _seconds(job.started_at, job.finished_at)
+            leader = (job.params.get(SHARED_RUN_PARAM) or [str(job.id)])[0]
             rows.append(
                 {
+                    "leads": leader == str(job.id),
+                    "leader": leader,
                     "created": job.created_at,
                     "finished": job.finished_at,
                     "queued": _seconds(job.created_at, job.started_at),
                     "job": job_wall,
                     "ansible": float(run.result.get("seconds", 0.0)),
-                    "run_step": step_walls["run_upgrade"],
                     "startup": _seconds(run.started_at, first_event),
                     "health_gate": step_walls["health_gate"],
-                    "other": job_wall - step_walls["run_upgrade"] - step_walls["health_gate"],
+                    "other": job_wall
+                    - _seconds(job.started_at, run.finished_at)
+                    - step_walls["health_gate"],
                 }
             )
+    leaders = [r for r in rows if r["leads"]]
     first_created = min(r["created"] for r in rows)
     last_finished = max(r["finished"] for r in rows)
     busy = sum(_seconds(r["created"], r["finished"]) for r in rows)
     mean = {
         key: statistics.fmean(float(r[key]) for r in rows)
-        for key in ("queued", "job", "ansible", "run_step", "startup", "health_gate", "other")
+        for key in ("queued", "job", "health_gate", "other")
+    }
+    per_run = {
+        key: statistics.fmean(float(r[key]) for r in leaders) for key in ("ansible", "startup")
     }
     return {
         **mean,
+        **per_run,
         "jobs": float(len(rows)),
+        "runs": float(len(leaders)),
         "span": _seconds(first_created, last_finished),
         "busy": busy,
         "first_created": first_created.timestamp(),
@@ -440,11 +455,15 @@ def main() -> None:
     )
     idle = cap * parts["span"] - parts["busy"]
     print(
-        f"  per upgrade job (mean of {parts['jobs']:.0f}): job {parts['job']:.1f} s = "
-        f"run_upgrade step {parts['run_step']:.1f} s (inside ansible-runner "
-        f"{parts['ansible']:.1f} s, of which start-up to first task result "
-        f"{parts['startup']:.1f} s) + health gate {parts['health_gate']:.1f} s + other steps "
-        f"{parts['other']:.1f} s; queued {parts['queued']:.1f} s"
+        f"  {parts['runs']:.0f} Ansible run(s) for {parts['jobs']:.0f} upgrade jobs "
+        f"({parts['jobs'] / parts['runs']:.1f} servers a run); per run (mean): inside "
+        f"ansible-runner {parts['ansible']:.1f} s, of which start-up to first task result "
+        f"{parts['startup']:.1f} s"
+    )
+    print(
+        f"  per upgrade job (mean): job {parts['job']:.1f} s, of which health gate "
+        f"{parts['health_gate']:.1f} s and steps after the upgrade run {parts['other']:.1f} s; "
+        f"queued {parts['queued']:.1f} s"
     )
     print(
         f"  concurrency slots idle between jobs (waiting for a rollout tick): "

@@ -40,6 +40,17 @@ class StepFailed(Exception):
     """A permanent failure: the job fails and says why."""
 
 
+class StepWait(Exception):
+    """Not a failure: the step depends on work another job is doing. The job
+    gives its worker back and looks again after `seconds`; the look does not
+    count as an attempt. A worker that waited in place instead could hold
+    every slot while the job it waits for sits queued behind it."""
+
+    def __init__(self, reason: str, seconds: float = 3.0) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
 @dataclass
 class StepContext:
     job_id: uuid.UUID
@@ -225,6 +236,21 @@ def run_job(
             outcome.steps_run.append(step.name)
             try:
                 result = step.run(context) or {}
+            except StepWait as wait:
+                _mark_step(engine, record.id, StepState.pending, attempts=record.attempts)
+                _release(
+                    engine,
+                    job_id,
+                    owner,
+                    JobState.pending,
+                    not_before=utcnow() + timedelta(seconds=wait.seconds),
+                )
+                outcome.state, outcome.retry_in, outcome.detail = (
+                    JobState.pending,
+                    wait.seconds,
+                    str(wait),
+                )
+                return outcome
             except StepFailed as failure:
                 context.redactor = current_redactor()
                 return _fail(engine, job, pipeline, context, record, str(failure), owner, outcome)

@@ -28,6 +28,10 @@ class Redactor:
         values = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
         self._secrets = sorted(values, key=len, reverse=True)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self._secrets)
+
     def text(self, value: str) -> str:
         for secret in self._secrets:
             if secret in value:

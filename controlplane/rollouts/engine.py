@@ -28,7 +28,7 @@ from controlplane.rollouts.models import Rollout, RolloutState, RolloutTarget, T
 from controlplane.rollouts.windows import WeeklyWindow, is_open
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
-from controlplane.servers.upgrades import Release, start_upgrade
+from controlplane.servers.upgrades import Release, run_together, start_upgrade
 from controlplane.tenancy.models import Organisation
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,7 @@ def _start_due(
             )
         ).all()
     )
+    started: list[Job] = []
     for target in pending:
         if free <= 0:
             break
@@ -227,7 +228,9 @@ def _start_due(
         target.from_version = server.version
         target.outcome = None
         session.add(target)
+        started.append(job)
         free -= 1
+    run_together(session, started)
 
 
 def _may_touch(

@@ -24,6 +24,8 @@ from controlplane.servers.lifecycle import Actor, ServerState
 from controlplane.servers.models import Server
 from controlplane.servers.service import apply_event
 
+# The upgrade job's param listing the jobs that share its Ansible run.
+SHARED_RUN_PARAM = "shared_run"
 # vMAJOR.MINOR.PATCH with an optional SemVer pre-release (-rc.1, -beta.2).
 # Build metadata (+glitch) is what a running server reports, never a tag.
 _TAG = re.compile(
@@ -154,3 +156,17 @@ def start_upgrade(
         actor_label=label,
     )
     return job
+
+
+def run_together(session: Session, jobs: list[Job]) -> None:
+    """Have upgrade jobs started together (a rollout's tick) run upgrade.yml
+    as one Ansible run, the first job leading (provisioning/steps/
+    shared_run.py): one controller for the lot instead of one per server.
+    Jobs are sent to the workers when the transaction commits, so the
+    workers see this."""
+    if len(jobs) < 2:
+        return
+    ids = [str(job.id) for job in jobs]
+    for job in jobs:
+        job.params = {**job.params, SHARED_RUN_PARAM: ids}
+        session.add(job)

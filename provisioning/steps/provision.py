@@ -9,6 +9,7 @@ from typing import Any
 from sqlmodel import Session
 
 from controlplane.fleet import placement
+from controlplane.fleet.models import Host
 from controlplane.servers import secrets as server_secrets
 from controlplane.servers.lifecycle import Actor, ServerState
 from controlplane.servers.models import Server
@@ -56,11 +57,7 @@ def playbook_step(
             server = server_of(session, context)
             if skip_unplaced and (server.host_id is None or server.slot is None):
                 return {"skipped": "the server was never placed on a host"}
-            host = host_of(session, server)
-            values = server_secrets.ensure(session, server.id)
-            variables = deployment_variables(
-                session, server, host, values, context.params.get("version")
-            )
+            host, variables = server_variables(session, server, context.params.get("version"))
             variables.update(extra(session, server) if extra else {})
         result = run_on_host(context, playbook, host, variables)
         summary = {h: vars(s) for h, s in result.hosts.items()}
@@ -68,12 +65,26 @@ def playbook_step(
             return {"playbook": playbook, "hosts": summary, "seconds": round(result.seconds, 1)}
         unreachable = any(s.unreachable for s in result.hosts.values())
         where = ", ".join(result.failed_hosts()) or host.name
-        message = f"{playbook} {result.status} (rc {result.rc}) on {where}"
-        # An unreachable host may come back; a failed task usually fails again
-        # the same way, but one more try costs little and rides out blips.
-        raise StepRetry(message) if unreachable or context.attempt < 2 else StepFailed(message)
+        raise playbook_failure(
+            f"{playbook} {result.status} (rc {result.rc}) on {where}", unreachable, context.attempt
+        )
 
     return Step(f"run_{playbook.removesuffix('.yml')}", run, attempts=3, backoff_seconds=20)
+
+
+def server_variables(
+    session: Session, server: Server, version: str | None
+) -> tuple[Host, dict[str, Any]]:
+    """The server's host and what its playbooks are given."""
+    host = host_of(session, server)
+    values = server_secrets.ensure(session, server.id)
+    return host, deployment_variables(session, server, host, values, version)
+
+
+def playbook_failure(message: str, unreachable: bool, attempt: int) -> StepRetry | StepFailed:
+    # An unreachable host may come back; a failed task usually fails again
+    # the same way, but one more try costs little and rides out blips.
+    return StepRetry(message) if unreachable or attempt < 2 else StepFailed(message)
 
 
 def health_gate(context: StepContext) -> dict[str, Any]:

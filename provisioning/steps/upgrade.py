@@ -5,7 +5,10 @@ release it ran when the upgrade fails.
                    ↘ (either fails) → run_rollback → rollback_health_gate → finish_rollback
 
 Job params: ``version`` (the tag to go to) and ``from_version`` (the tag the
-server ran when the job was created, where a rollback returns to).
+server ran when the job was created, where a rollback returns to); jobs a
+rollout starts together also carry ``shared_run``, and run upgrade.yml as one
+ansible-runner run (provisioning/steps/shared_run.py). The rollback and the
+health gates stay each job's own.
 
 Why the rollback is compensating steps of this same job, and not the
 pipeline's ``on_failure`` hook nor a second job started from it: the runner
@@ -40,7 +43,15 @@ from controlplane.jobs.models import JobEvent, JobStep
 from controlplane.servers.lifecycle import Actor, ServerState
 from controlplane.servers.models import Server
 from controlplane.servers.service import apply_event
-from provisioning.pipeline import Pipeline, Step, StepContext, StepFailed, StepRetry
+from provisioning.pipeline import (
+    Pipeline,
+    Step,
+    StepContext,
+    StepFailed,
+    StepRetry,
+    StepWait,
+)
+from provisioning.steps import shared_run
 from provisioning.steps.provision import health_gate, playbook_step
 from provisioning.steps.runs import server_of
 
@@ -132,9 +143,18 @@ def mark_upgrading(context: StepContext) -> dict[str, Any]:
         return {"state": server.state.value}
 
 
+def _shared_extravars(servers: int) -> dict[str, Any]:
+    # All of the run's servers at once, and one failure does not stop the
+    # others part-way: each server's outcome is its own job's.
+    return {"mastodon_upgrade_serial": servers, "mastodon_upgrade_max_fail_percentage": 100}
+
+
 def run_upgrade(context: StepContext) -> dict[str, Any]:
     try:
-        return _UPGRADE_PLAYBOOK.run(context)
+        shared = shared_run.run(context, "upgrade.yml", _shared_extravars)
+        return shared if shared is not None else _UPGRADE_PLAYBOOK.run(context)
+    except StepWait:
+        raise
     except Exception as error:
         # On the last attempt any failure means roll back. playbook_step raises
         # StepFailed once a failed task has been retried; anything else is
