@@ -66,12 +66,14 @@ class StepContext:
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
-    def record_event(self, **fields: Any) -> None:
+    def record_event(self, job_id: uuid.UUID | None = None, **fields: Any) -> None:
+        """An event of this step, on this job or, for a run this step leads
+        for several jobs, on `job_id`'s."""
         # Whatever a step reports passes the redactor on its way to storage.
         if "result" in fields:
             fields["result"] = self.redactor.value(fields["result"])
         with self.session() as session:
-            session.add(JobEvent(job_id=self.job_id, step=self.step, **fields))
+            session.add(JobEvent(job_id=job_id or self.job_id, step=self.step, **fields))
             session.commit()
 
 

@@ -4,6 +4,7 @@ recorded and its secrets redacted."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -42,17 +43,7 @@ def run_on_host(
     ``transform``, becomes a job event."""
 
     def record(event: TaskEvent) -> None:
-        event = transform(event)
-        context.record_event(
-            host=event.host,
-            play=event.play,
-            task=event.task,
-            action=event.action,
-            status=event.status,
-            changed=event.changed,
-            duration_ms=event.duration_ms,
-            result=event.result,
-        )
+        context.record_event(**dataclasses.asdict(transform(event)))
 
     settings = get_settings()
     return run_playbook(

@@ -26,9 +26,9 @@ without holding a worker (StepWait). A job the shared run did not include
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
@@ -36,7 +36,7 @@ from sqlmodel import Session, col, select
 
 from controlplane.fleet.models import Host
 from controlplane.jobs.dispatch import send_now
-from controlplane.jobs.models import FINISHED, Job, JobEvent, JobState, JobStep, StepState
+from controlplane.jobs.models import FINISHED, Job, JobState, JobStep, StepState
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
 from controlplane.servers.upgrades import SHARED_RUN_PARAM
@@ -53,7 +53,7 @@ OUTCOME = "shared_run_outcome"
 WAIT_SECONDS = 3.0
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Member:
     job_id: uuid.UUID
     alias: str
@@ -189,24 +189,10 @@ def _lead(context: StepContext, ids: list[uuid.UUID], playbook: str, extravars: 
 
     def record(event: TaskEvent) -> None:
         member = by_alias.get(event.host or "")
-        if member is None:
-            return
-        with context.session() as session:
-            session.add(
-                JobEvent(
-                    job_id=member.job_id,
-                    step=context.step,
-                    host=member.host.name,
-                    play=event.play,
-                    task=event.task,
-                    action=event.action,
-                    status=event.status,
-                    changed=event.changed,
-                    duration_ms=event.duration_ms,
-                    result=event.result,
-                )
-            )
-            session.commit()
+        if member is not None:
+            # Under its host's name, as in a run of its own.
+            fields = dataclasses.asdict(event) | {"host": member.host.name}
+            context.record_event(job_id=member.job_id, **fields)
 
     def cancelled() -> bool:
         # One job's cancel must not stop the others' upgrades halfway.

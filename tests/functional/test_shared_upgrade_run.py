@@ -28,6 +28,7 @@ from provisioning.ansible import HostSummary, Inventory, PlaybookResult, TaskEve
 from provisioning.registry import pipelines, redactor_for
 from provisioning.steps import runs, shared_run
 from tests.factories import host, organisation, plan
+from tests.functional.test_upgrade_pipeline import state_written
 
 SERVERS = 3
 
@@ -88,7 +89,7 @@ class FakeFleet:
             return HostSummary(ok=3)
         target = version.removeprefix("v")
         if self.versions[host_name] != target:
-            record(_state_written(name))
+            record(state_written(name))
             self.previous[host_name], self.versions[host_name] = self.versions[host_name], target
         if host_name in self.failing:
             return HostSummary(ok=2, failed=1)
@@ -100,19 +101,6 @@ class FakeFleet:
         if expected is not None and not health.same_version(version, expected):
             return health.HealthReport(False, version, f"runs {version}")
         return health.HealthReport(True, version, "healthy")
-
-
-def _state_written(name: str) -> TaskEvent:
-    return TaskEvent(
-        host=name,
-        play="Upgrade a Mastodon server",
-        task="Write the release record",
-        action="ansible.builtin.copy",
-        status="changed",
-        changed=True,
-        duration_ms=5,
-        result={"changed": True, "dest": "/home/mastodon/herd/state.json"},
-    )
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ class FakeHost:
         if self.upgrade_fails == "before_record":
             return PlaybookResult(status="failed", rc=2)
         if self.version != target:
-            record(_state_written())
+            record(state_written())
             self.previous, self.version = self.version, target
         if self.upgrade_fails == "after_record":
             return PlaybookResult(status="failed", rc=2)
@@ -84,9 +84,11 @@ class FakeHost:
         return health.HealthReport(True, self.version, "healthy")
 
 
-def _state_written() -> TaskEvent:
+def state_written(host: str = "h1") -> TaskEvent:
+    """The event by which upgrade.yml's first change to a host (its release
+    record) shows in the job."""
     return TaskEvent(
-        host="h1",
+        host=host,
         play="Upgrade a Mastodon server",
         task="Write the release record",
         action="ansible.builtin.copy",
