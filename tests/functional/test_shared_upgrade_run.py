@@ -150,10 +150,14 @@ def _run_once(engine: Engine, job_id: uuid.UUID, owner: str = "worker-a") -> pip
     outcome = pipeline.run_job(
         engine, job_id, pipelines(), lease_seconds=30, redactor_for=redactor_for, owner=owner
     )
-    with Session(engine) as session:  # skip the backoff or the wait
-        session.execute(update(Job).where(col(Job.id) == job_id).values(not_before=utcnow()))
-        session.commit()
+    _set(engine, job_id, not_before=utcnow())  # skip the backoff or the wait
     return outcome
+
+
+def _set(engine: Engine, job_id: uuid.UUID, **values: Any) -> None:
+    with Session(engine) as session:
+        session.execute(update(Job).where(col(Job.id) == job_id).values(**values))
+        session.commit()
 
 
 def _drive_all(engine: Engine, job_ids: list[uuid.UUID], owner: str = "worker-a") -> list[Job]:
@@ -243,11 +247,7 @@ def test_a_leader_killed_mid_run_is_resumed_and_no_server_is_upgraded_twice(
         _run_once(engine, job_ids[0])
     # Until the dead worker's lease runs out, the others wait.
     assert _run_once(engine, job_ids[2]).state == JobState.pending
-    with Session(engine) as session:
-        session.execute(
-            update(Job).where(col(Job.id) == job_ids[0]).values(lease_expires_at=utcnow())
-        )
-        session.commit()
+    _set(engine, job_ids[0], lease_expires_at=utcnow())
 
     jobs = _drive_all(engine, job_ids, owner="worker-b")
 
@@ -269,9 +269,7 @@ def test_a_job_cancelled_before_the_run_is_left_out_of_it(
     engine: Engine, fleet: FakeFleet, server_ids: list[uuid.UUID]
 ) -> None:
     job_ids = _start_together(engine, server_ids)
-    with Session(engine) as session:
-        session.execute(update(Job).where(col(Job.id) == job_ids[2]).values(cancel_requested=True))
-        session.commit()
+    _set(engine, job_ids[2], cancel_requested=True)
     jobs = _drive_all(engine, job_ids)
     assert [j.state for j in jobs] == [JobState.succeeded, JobState.succeeded, JobState.cancelled]
     assert fleet.calls == [("upgrade.yml", ("h0-slot0", "h1-slot0"))]
@@ -286,9 +284,7 @@ def test_followers_of_a_leader_that_ended_without_the_run_go_on_alone(
     engine: Engine, fleet: FakeFleet, server_ids: list[uuid.UUID]
 ) -> None:
     job_ids = _start_together(engine, server_ids)
-    with Session(engine) as session:
-        session.execute(update(Job).where(col(Job.id) == job_ids[0]).values(cancel_requested=True))
-        session.commit()
+    _set(engine, job_ids[0], cancel_requested=True)
     assert _run_once(engine, job_ids[0]).state == JobState.cancelled
     jobs = _drive_all(engine, job_ids[1:])
     assert [j.state for j in jobs] == [JobState.succeeded, JobState.succeeded]
