@@ -3,7 +3,8 @@
 N servers on test hosts (one a host by default; `--servers` with fewer hosts
 puts several on each, in the hosts' slots), provisioned through Herd itself
 (worker concurrency = forks), so Herd's records, secrets and the hosts agree.
-Then, in the same run, the same upgrade (v4.5.1 → v4.5.2, playbooks/upgrade.yml) twice:
+Then, in the same run, the same upgrade (v4.5.1 → v4.5.2, playbooks/upgrade.yml),
+through Herd and plain:
 
 1. through Herd: a rollout with one wave of 100 %, concurrency cap = forks,
    `herd worker` concurrency = forks; timed from the POST /rollouts call until
@@ -15,7 +16,10 @@ Then, in the same run, the same upgrade (v4.5.1 → v4.5.2, playbooks/upgrade.ym
    every host with the variables Herd passes it (server_variables with Herd's
    stored secrets, as host variables), the same skip tags and Ansible
    environment, and `mastodon_upgrade_serial` = N (the playbook's default of 1
-   would upgrade one host at a time and flatter Herd).
+   would upgrade one host at a time and flatter Herd); once with the play's
+   default strategy (linear), and once, after another reset, with `free`,
+   the strategy Herd's shared runs use, so Herd's choice of strategy is not
+   counted as its own saving.
 
 The rollout goes first, so the plain run gets whatever a second upgrade on a
 host saves: the ratio errs against Herd. Both runs are checked to do the same
@@ -27,6 +31,7 @@ needs root and the test-host packages (scripts/test installs them).
 
     .venv/bin/python -m bench.rollout_overhead [--hosts 8] [--servers HOSTS]
         [--slots N/HOSTS] [--forks 4] [--reconcile-seconds 2] [--cap FORKS]
+        [--plain-strategies linear,free]
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +54,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bench.cpu import CpuMeter
 from bench.live_herd import live_herd
 from controlplane.fleet.models import Host
 from controlplane.jobs.models import Job, JobEvent, JobStep
@@ -229,6 +236,51 @@ def provision(stack: Stack, count: int, timeout: float) -> None:
         time.sleep(2)
 
 
+@dataclass
+class PlainRun:
+    strategy: str
+    seconds: float
+    startup: float
+    cpu: CpuMeter
+    work: dict[str, Counter[str]]
+    versions: Counter[str]
+    reset_seconds: float
+    reset_versions: Counter[str]
+
+
+def plain_run(
+    run_dir: Path,
+    inventory: dict[str, Any],
+    fleet: TestFleet,
+    forks: int,
+    count: int,
+    strategy: str,
+) -> PlainRun:
+    """Back to the old release with a plain rollback.yml (not timed), then
+    one timed plain upgrade.yml with the given play strategy."""
+    reset_seconds, _ = ansible_playbook(run_dir / "rollback", "rollback.yml", inventory, forks, {})
+    reset_versions = versions(inventory)
+    clear_work(fleet)
+    with CpuMeter() as cpu:
+        seconds, startup = ansible_playbook(
+            run_dir / "upgrade",
+            "upgrade.yml",
+            inventory,
+            forks,
+            {"mastodon_upgrade_serial": count, "mastodon_upgrade_strategy": strategy},
+        )
+    return PlainRun(
+        strategy,
+        seconds,
+        startup,
+        cpu,
+        work_done(fleet),
+        versions(inventory),
+        reset_seconds,
+        reset_versions,
+    )
+
+
 def rollout(stack: Stack, cap: int, timeout: float) -> tuple[str, float, dict[str, Any]]:
     spec = {
         "target": TARGET,
@@ -246,7 +298,10 @@ def rollout(stack: Stack, cap: int, timeout: float) -> tuple[str, float, dict[st
             break
         if time.monotonic() > deadline:
             raise SystemExit(f"the rollout did not finish in {timeout:.0f} s: {state}")
-        time.sleep(0.2)
+        # Once a second, as an operator's status display would: the figure is
+        # at most that much late, and a busier poll would take CPU from the
+        # upgrades it measures.
+        time.sleep(1.0)
     wall = time.monotonic() - started
     if state["state"] != "completed":
         raise SystemExit(f"the rollout did not complete: {state}\n{stack.tail()}")
@@ -341,7 +396,14 @@ def main() -> None:
         default=2.0,
         help="HERD_RECONCILE_SECONDS: how often the rollout engine ticks (production 30)",
     )
+    parser.add_argument(
+        "--plain-strategies",
+        default="linear,free",
+        help="the plain runs' play strategies, each after its own reset: linear is "
+        "upgrade.yml's default, free is what Herd's shared runs use",
+    )
     args = parser.parse_args()
+    strategies = [s for s in args.plain_strategies.split(",") if s]
     hosts, forks = args.hosts, args.forks
     count = args.servers or hosts
     slots = args.slots or max(2, -(-count // hosts))
@@ -382,7 +444,8 @@ def main() -> None:
                 )
                 stack.ok("operator", "POST", "/releases", json={"tag": TARGET, "security": True})
                 clear_work(fleet)
-                rollout_id, herd_seconds, done = rollout(stack, cap, 600 + 120 * count)
+                with CpuMeter() as herd_cpu:
+                    rollout_id, herd_seconds, done = rollout(stack, cap, 600 + 120 * count)
                 herd_work = work_done(fleet)
                 print(f"rollout: {herd_seconds:.1f} s (start call -> completed)", flush=True)
                 inventory = plain_inventory(engine, root / "plain", TARGET)
@@ -408,44 +471,36 @@ def main() -> None:
                 ).timestamp()
                 stack.stop()  # a quiet machine for the plain runs
 
-            reset_seconds, _ = ansible_playbook(
-                root / "plain" / "rollback", "rollback.yml", inventory, forks, {}
-            )
-            reset_versions = versions(inventory)
-            clear_work(fleet)
-            plain_seconds, plain_startup = ansible_playbook(
-                root / "plain" / "upgrade",
-                "upgrade.yml",
-                inventory,
-                forks,
-                {"mastodon_upgrade_serial": count},
-            )
-            plain_work = work_done(fleet)
-            plain_versions = versions(inventory)
+            plains = [
+                plain_run(root / "plain" / strategy, inventory, fleet, forks, count, strategy)
+                for strategy in strategies
+            ]
         finally:
             if stack is not None:
                 stack.stop()
             fleet.stop()
 
     want = Counter({TARGET.removeprefix("v"): count})
-    same = herd_work == plain_work
     commands = sum(sum(c.values()) for c in herd_work.values()) / hosts
-    print(
-        f"versions after the rollout {dict(herd_versions)}, after the reset "
-        f"(plain rollback.yml, {reset_seconds:.1f} s) {dict(reset_versions)}, after the plain "
-        f"run {dict(plain_versions)}"
-    )
-    print(
-        f"same work in both runs (stand-in commands per host, {commands:.0f} each): "
-        f"{'yes' if same else 'NO'}"
-    )
+    print(f"versions after the rollout {dict(herd_versions)}")
+    for plain in plains:
+        print(
+            f"{plain.strategy}: versions after the reset (plain rollback.yml, "
+            f"{plain.reset_seconds:.1f} s) {dict(plain.reset_versions)}, after the plain run "
+            f"{dict(plain.versions)}; same work as the rollout (stand-in commands per host, "
+            f"{commands:.0f} each): {'yes' if plain.work == herd_work else 'NO'}"
+        )
 
-    ratio = herd_seconds / plain_seconds
     print()
     print(f"N = {count} servers on {hosts} hosts, forks = {forks}")
-    print(f"plain ansible-playbook upgrade.yml -f {forks}: {plain_seconds:7.1f} s")
-    print(f"Herd rollout (start call -> completed):     {herd_seconds:7.1f} s")
-    print(f"ratio rollout / plain:                      {ratio:7.3f}   (aim < 1.15)")
+    print(f"Herd rollout (start call -> completed):                 {herd_seconds:7.1f} s")
+    for plain in plains:
+        print(
+            f"plain ansible-playbook upgrade.yml -f {forks}, {plain.strategy + ':':<8}"
+            f"        {plain.seconds:7.1f} s   ratio rollout / plain "
+            f"{herd_seconds / plain.seconds:.3f}"
+            + ("   (aim < 1.15)" if plain.strategy == "linear" else "")
+        )
     print()
     print("where the rollout's time goes:")
     print(
@@ -469,13 +524,20 @@ def main() -> None:
         f"  concurrency slots idle between jobs (waiting for a rollout tick): "
         f"{idle:.0f} slot-s of {cap * parts['span']:.0f} ({idle / cap:.1f} s of wall time)"
     )
-    per_server_plain = plain_seconds * forks / count
-    print(
-        f"  plain run: start-up to first task {plain_startup:.1f} s once; "
-        f"{per_server_plain:.1f} slot-s per server against {parts['job']:.1f} s per Herd job"
-    )
+    for plain in plains:
+        print(
+            f"  plain run, {plain.strategy}: start-up to first task {plain.startup:.1f} s once; "
+            f"{plain.seconds * forks / count:.1f} slot-s per server against "
+            f"{parts['job']:.1f} s per Herd job"
+        )
+    print()
+    print("where the CPU goes (bench/cpu.py; the phases are CPU-bound on this machine):")
+    print(herd_cpu.report("  Herd rollout"))
+    for plain in plains:
+        print(plain.cpu.report(f"  plain run, {plain.strategy}"))
+        print(f"    CPU ratio rollout / plain: {herd_cpu.busy / plain.cpu.busy:.3f}")
     print(f"benchmark run time {time.monotonic() - started_all:.0f} s (set-up included)")
-    if herd_versions != want or plain_versions != want:
+    if herd_versions != want or any(p.versions != want for p in plains):
         raise SystemExit("a run left a host on the wrong version")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BUNDLE_VERSION = "1.2.0"
+BUNDLE_VERSION = "1.3.0"
 # The manifest's own layout; a verifier refuses a format it does not know.
 MANIFEST_FORMAT = 1
 PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"

@@ -50,7 +50,10 @@ from provisioning.steps.provision import playbook_failure, server_variables
 # Where a job's outcome of the shared run sits in its step record's result
 # until the step finishes and its own result replaces it.
 OUTCOME = "shared_run_outcome"
-WAIT_SECONDS = 3.0
+# The leader wakes its followers as soon as it has written their outcomes;
+# a follower's own look is the fallback for a lost wake or a follower that
+# was mid-look then. Looks cost CPU the upgrades share, so not too often.
+WAIT_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -144,9 +144,14 @@ def mark_upgrading(context: StepContext) -> dict[str, Any]:
 
 
 def _shared_extravars(servers: int) -> dict[str, Any]:
-    # All of the run's servers at once, and one failure does not stop the
-    # others part-way: each server's outcome is its own job's.
-    return {"mastodon_upgrade_serial": servers, "mastodon_upgrade_max_fail_percentage": 100}
+    # All of the run's servers at once, each at its own pace (no per-task
+    # barrier), and one failure does not stop the others part-way: each
+    # server's outcome is its own job's.
+    return {
+        "mastodon_upgrade_serial": servers,
+        "mastodon_upgrade_max_fail_percentage": 100,
+        "mastodon_upgrade_strategy": "free",
+    }
 
 
 def run_upgrade(context: StepContext) -> dict[str, Any]:

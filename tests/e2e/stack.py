@@ -115,9 +115,12 @@ class Stack:
     fleet: TestFleet
     logs: Path
     workers: list[Worker] = field(default_factory=list)
+    # One client for every call: a new client per call builds a TLS context
+    # each time, which costs more CPU than the call (benchmarks poll often).
+    client: httpx.Client = field(default_factory=httpx.Client)
 
     def call(self, principal: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.request(
+        return self.client.request(
             method, f"{self.api}/api/v1{path}", headers=self.world.headers(principal), **kwargs
         )
 
