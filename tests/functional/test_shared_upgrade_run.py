@@ -205,7 +205,6 @@ def test_one_run_upgrades_every_server_and_each_job_keeps_its_own_record(
     assert fleet.extravars[0] == {
         "mastodon_upgrade_serial": SERVERS,
         "mastodon_upgrade_max_fail_percentage": 100,
-        "mastodon_upgrade_strategy": "free",
     }
     for n, job_id in enumerate(job_ids):
         result = _step(engine, job_id, "run_upgrade").result
