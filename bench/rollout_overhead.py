@@ -268,7 +268,7 @@ def plain_run(
             forks,
             {"mastodon_upgrade_serial": count, "mastodon_upgrade_strategy": strategy},
         )
-    return PlainRun(
+    plain = PlainRun(
         strategy,
         seconds,
         startup,
@@ -278,6 +278,15 @@ def plain_run(
         reset_seconds,
         reset_versions,
     )
+    # Printed as the phase ends: a long run stopped later keeps its figures.
+    print(
+        f"plain {strategy}: reset (rollback.yml, not timed) {reset_seconds:.1f} s, versions "
+        f"{dict(reset_versions)}; upgrade {seconds:.1f} s (start-up to first task "
+        f"{startup:.1f} s), versions {dict(plain.versions)}",
+        flush=True,
+    )
+    print(cpu.report(f"  plain run, {strategy}"), flush=True)
+    return plain
 
 
 def rollout(stack: Stack, cap: int, timeout: float) -> tuple[str, float, dict[str, Any]]:
@@ -370,6 +379,41 @@ def breakdown(engine: Engine, rollout_id: str) -> dict[str, float]:
         "first_created": first_created.timestamp(),
         "last_finished": last_finished.timestamp(),
     }
+
+
+def report_rollout(
+    parts: dict[str, float],
+    cap: int,
+    own: float,
+    rollout_created: float,
+    rollout_finished: float,
+    cpu: CpuMeter,
+) -> None:
+    """The rollout phase's figures, printed as soon as it ends."""
+    print("where the rollout's time goes:")
+    print(
+        f"  rollout's own clock (created_at -> finished_at) {own:.1f} s; start call -> first "
+        f"job {parts['first_created'] - rollout_created:.1f} s; last job done -> completed "
+        f"{rollout_finished - parts['last_finished']:.1f} s"
+    )
+    idle = cap * parts["span"] - parts["busy"]
+    print(
+        f"  {parts['runs']:.0f} Ansible run(s) for {parts['jobs']:.0f} upgrade jobs "
+        f"({parts['jobs'] / parts['runs']:.1f} servers a run); per run (mean): inside "
+        f"ansible-runner {parts['ansible']:.1f} s, of which start-up to first task result "
+        f"{parts['startup']:.1f} s"
+    )
+    print(
+        f"  per upgrade job (mean): job {parts['job']:.1f} s, of which health gate "
+        f"{parts['health_gate']:.1f} s and steps after the upgrade run {parts['other']:.1f} s; "
+        f"queued {parts['queued']:.1f} s"
+    )
+    print(
+        f"  concurrency slots idle between jobs (waiting for a rollout tick): "
+        f"{idle:.0f} slot-s of {cap * parts['span']:.0f} ({idle / cap:.1f} s of wall time)"
+    )
+    print("where the CPU goes (bench/cpu.py; the phases are CPU-bound on this machine):")
+    print(cpu.report("  Herd rollout"), flush=True)
 
 
 def main() -> None:
@@ -468,6 +512,7 @@ def main() -> None:
                 rollout_finished = datetime.fromisoformat(
                     done["finished_at"].replace("Z", "+00:00")
                 ).timestamp()
+                report_rollout(parts, cap, own, rollout_created, rollout_finished, herd_cpu)
                 stack.stop()  # a quiet machine for the plain runs
 
             plains = [
@@ -500,41 +545,14 @@ def main() -> None:
             f"{herd_seconds / plain.seconds:.3f}"
             + ("   (aim < 1.15)" if plain.strategy == "linear" else "")
         )
-    print()
-    print("where the rollout's time goes:")
-    print(
-        f"  rollout's own clock (created_at -> finished_at) {own:.1f} s; start call -> first "
-        f"job {parts['first_created'] - rollout_created:.1f} s; last job done -> completed "
-        f"{rollout_finished - parts['last_finished']:.1f} s"
-    )
-    idle = cap * parts["span"] - parts["busy"]
-    print(
-        f"  {parts['runs']:.0f} Ansible run(s) for {parts['jobs']:.0f} upgrade jobs "
-        f"({parts['jobs'] / parts['runs']:.1f} servers a run); per run (mean): inside "
-        f"ansible-runner {parts['ansible']:.1f} s, of which start-up to first task result "
-        f"{parts['startup']:.1f} s"
-    )
-    print(
-        f"  per upgrade job (mean): job {parts['job']:.1f} s, of which health gate "
-        f"{parts['health_gate']:.1f} s and steps after the upgrade run {parts['other']:.1f} s; "
-        f"queued {parts['queued']:.1f} s"
-    )
-    print(
-        f"  concurrency slots idle between jobs (waiting for a rollout tick): "
-        f"{idle:.0f} slot-s of {cap * parts['span']:.0f} ({idle / cap:.1f} s of wall time)"
-    )
     for plain in plains:
         print(
             f"  plain run, {plain.strategy}: start-up to first task {plain.startup:.1f} s once; "
             f"{plain.seconds * forks / count:.1f} slot-s per server against "
             f"{parts['job']:.1f} s per Herd job"
         )
-    print()
-    print("where the CPU goes (bench/cpu.py; the phases are CPU-bound on this machine):")
-    print(herd_cpu.report("  Herd rollout"))
     for plain in plains:
-        print(plain.cpu.report(f"  plain run, {plain.strategy}"))
-        print(f"    CPU ratio rollout / plain: {herd_cpu.busy / plain.cpu.busy:.3f}")
+        print(f"  CPU ratio rollout / plain {plain.strategy}: {herd_cpu.busy / plain.cpu.busy:.3f}")
     print(f"benchmark run time {time.monotonic() - started_all:.0f} s (set-up included)")
     if herd_versions != want or any(p.versions != want for p in plains):
         raise SystemExit("a run left a host on the wrong version")
