@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 Probe = Callable[[Server, Host | None, str], tuple[bool, str]]
 LABEL = "rollout"
 DONE = frozenset({TargetState.succeeded, TargetState.failed, TargetState.skipped})
+# Servers started in one tick share one Ansible run, and their jobs end within
+# seconds of each other, the run's leader first. Slots freed meanwhile wait up
+# to this long for the rest, so the next tick starts them together: started
+# one by one, each would pay for an Ansible run of its own.
+GATHER_SECONDS = 20.0
 
 
 def advance(
@@ -180,6 +185,8 @@ def _start_due(
     pending = [t for t in wave if t.state == TargetState.pending]
     if free <= 0 or not pending:
         return
+    if free < min(rollout.concurrency, len(pending)) and _mates_finishing(targets, now):
+        return
     servers = {
         s.id: s
         for s in session.exec(
@@ -231,6 +238,23 @@ def _start_due(
         started.append(job)
         free -= 1
     run_together(session, started)
+
+
+def _mates_finishing(targets: list[RolloutTarget], now: datetime) -> bool:
+    """Whether servers started together are still ending: one of them has
+    finished less than GATHER_SECONDS ago and another is still running."""
+    first_finish: dict[datetime, datetime] = {}
+    for target in targets:
+        if target.state in DONE and target.started_at and target.finished_at:
+            seen = first_finish.get(target.started_at)
+            if seen is None or target.finished_at < seen:
+                first_finish[target.started_at] = target.finished_at
+    return any(
+        t.state == TargetState.running
+        and t.started_at in first_finish
+        and now < first_finish[t.started_at] + timedelta(seconds=GATHER_SECONDS)
+        for t in targets
+    )
 
 
 def _may_touch(

@@ -19,6 +19,7 @@ from controlplane.rollouts import engine as rollout_engine
 from controlplane.rollouts.models import Rollout, RolloutState, RolloutTarget, TargetState
 from controlplane.servers.lifecycle import ServerState
 from controlplane.servers.models import Server
+from controlplane.servers.upgrades import SHARED_RUN_PARAM
 from tests.factories import World, host, plan, server
 from tests.mailbox import Mailbox
 
@@ -366,6 +367,64 @@ def test_repeated_ticks_and_pause_never_start_a_server_twice(
     listed = client.get(f"/api/v1/rollouts/{rollout_id}/servers", headers=ops).json()["items"]
     assert {i["domain"] for i in listed} == {f"r{i}.rollout.social" for i in range(3)}
     assert client.post(f"/api/v1/rollouts/{rollout_id}/pause", headers=ops).status_code == 409
+
+
+def _finish_one(engine: Engine, server_id: uuid.UUID) -> None:
+    with Session(engine) as session:
+        job = session.exec(
+            select(Job).where(Job.server_id == server_id, Job.state == JobState.pending)
+        ).one()
+        srv = session.get(Server, server_id)
+        assert srv is not None
+        job.state, srv.state, srv.version = JobState.succeeded, ServerState.active, "4.5.2"
+        session.add_all([job, srv])
+        session.commit()
+
+
+def _runs(engine: Engine) -> list[list[uuid.UUID]]:
+    """The upgrade jobs' servers, grouped by the Ansible run they share."""
+    runs: dict[str, list[uuid.UUID]] = {}
+    with Session(engine) as session:
+        for job in session.exec(select(Job).where(Job.kind == "upgrade")).all():
+            leader = (job.params.get(SHARED_RUN_PARAM) or [str(job.id)])[0]
+            runs.setdefault(leader, []).append(job.server_id)  # type: ignore[arg-type]
+    return sorted(runs.values(), key=len)
+
+
+def test_slots_freed_by_one_run_are_filled_together(
+    client: TestClient, engine: Engine, world: World
+) -> None:
+    """The leader of a shared run ends first; the slot it frees waits for its
+    mates (up to GATHER_SECONDS), so the next servers share one run again
+    instead of each paying for an Ansible run of its own."""
+    ids = _fleet(engine, world, 8)
+    _release(client, world)
+    rollout_id = _start(client, world, _spec(ids, waves=["100%"], concurrency=3))
+    _advance(engine, rollout_id, NOW)
+    first = [t.server_id for t in _targets(engine, rollout_id) if t.state == TargetState.running]
+    assert _runs(engine) == [first]
+    _finish_one(engine, first[0])
+    _advance(engine, rollout_id, NOW + timedelta(seconds=5))
+    assert sum(t.state == TargetState.running for t in _targets(engine, rollout_id)) == 2
+    _finish_jobs(engine)
+    _advance(engine, rollout_id, NOW + timedelta(seconds=10))
+    second = [t.server_id for t in _targets(engine, rollout_id) if t.state == TargetState.running]
+    assert len(second) == 3
+    assert _runs(engine) == [first, second] or _runs(engine) == [second, first]
+    # A mate that does not end (here: never) holds the freed slots only so long.
+    _finish_one(engine, second[0])
+    _advance(engine, rollout_id, NOW + timedelta(seconds=15))
+    _advance(engine, rollout_id, NOW + timedelta(seconds=15 + rollout_engine.GATHER_SECONDS - 1))
+    assert sum(t.state == TargetState.running for t in _targets(engine, rollout_id)) == 2
+    _advance(engine, rollout_id, NOW + timedelta(seconds=15 + rollout_engine.GATHER_SECONDS))
+    assert sum(t.state == TargetState.running for t in _targets(engine, rollout_id)) == 3
+    # The end of the wave: fewer servers left than free slots, started at once.
+    _finish_jobs(engine)
+    rollout = _advance(engine, rollout_id, NOW + timedelta(minutes=2))
+    assert [t.state for t in _targets(engine, rollout_id)].count(TargetState.succeeded) == 7
+    _finish_jobs(engine)
+    rollout = _advance(engine, rollout_id, NOW + timedelta(minutes=3))
+    assert rollout.state == RolloutState.completed
 
 
 @pytest.mark.parametrize("who", ["owner", "viewer"])
