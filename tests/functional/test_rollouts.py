@@ -94,12 +94,19 @@ def _targets(engine: Engine, rollout_id: uuid.UUID) -> list[RolloutTarget]:
         )
 
 
-def _finish_jobs(engine: Engine, fail: set[uuid.UUID] = frozenset()) -> list[uuid.UUID]:  # type: ignore[assignment]
+def _finish_jobs(
+    engine: Engine,
+    fail: set[uuid.UUID] = frozenset(),  # type: ignore[assignment]
+    only: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
     """What the upgrade job records when it ends: success on the new
-    version, or failure with the server rolled back to the old one."""
+    version, or failure with the server rolled back to the old one. Every
+    pending job, or only the one of server `only`."""
     finished = []
     with Session(engine) as session:
         for job in session.exec(select(Job).where(Job.state == JobState.pending)).all():
+            if only is not None and job.server_id != only:
+                continue
             srv = session.get(Server, job.server_id)
             assert srv is not None
             srv.state = ServerState.active
@@ -369,18 +376,6 @@ def test_repeated_ticks_and_pause_never_start_a_server_twice(
     assert client.post(f"/api/v1/rollouts/{rollout_id}/pause", headers=ops).status_code == 409
 
 
-def _finish_one(engine: Engine, server_id: uuid.UUID) -> None:
-    with Session(engine) as session:
-        job = session.exec(
-            select(Job).where(Job.server_id == server_id, Job.state == JobState.pending)
-        ).one()
-        srv = session.get(Server, server_id)
-        assert srv is not None
-        job.state, srv.state, srv.version = JobState.succeeded, ServerState.active, "4.5.2"
-        session.add_all([job, srv])
-        session.commit()
-
-
 def _runs(engine: Engine) -> list[list[uuid.UUID]]:
     """The upgrade jobs' servers, grouped by the Ansible run they share."""
     runs: dict[str, list[uuid.UUID]] = {}
@@ -403,7 +398,7 @@ def test_slots_freed_by_one_run_are_filled_together(
     _advance(engine, rollout_id, NOW)
     first = [t.server_id for t in _targets(engine, rollout_id) if t.state == TargetState.running]
     assert _runs(engine) == [first]
-    _finish_one(engine, first[0])
+    _finish_jobs(engine, only=first[0])
     _advance(engine, rollout_id, NOW + timedelta(seconds=5))
     assert sum(t.state == TargetState.running for t in _targets(engine, rollout_id)) == 2
     _finish_jobs(engine)
@@ -412,7 +407,7 @@ def test_slots_freed_by_one_run_are_filled_together(
     assert len(second) == 3
     assert _runs(engine) == [first, second] or _runs(engine) == [second, first]
     # A mate that does not end (here: never) holds the freed slots only so long.
-    _finish_one(engine, second[0])
+    _finish_jobs(engine, only=second[0])
     _advance(engine, rollout_id, NOW + timedelta(seconds=15))
     _advance(engine, rollout_id, NOW + timedelta(seconds=15 + rollout_engine.GATHER_SECONDS - 1))
     assert sum(t.state == TargetState.running for t in _targets(engine, rollout_id)) == 2
