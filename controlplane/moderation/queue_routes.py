@@ -21,6 +21,7 @@ from controlplane.moderation.queue_schemas import (
     ReportOut,
     UnreachableOut,
 )
+from controlplane.pagination import decode_key_cursor
 
 router = APIRouter(prefix=API_PREFIX, tags=["moderation"])
 
@@ -54,13 +55,20 @@ def get_queue(
     organisation_id: Annotated[uuid.UUID | None, Query()] = None,
     overdue: Annotated[bool, Query(description="only reports past their response time")] = False,
     limit: Annotated[int, Query(ge=1, le=queue_views.MAX_QUEUE)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64, description="from next_cursor")] = None,
 ) -> QueueOut:
     """Open reports of every staffed server (staff): most overdue first, then
     the closest to due, with the servers whose pulls are failing."""
     view = queue_views.open_queue(
         session,
         principal,
-        queue_views.QueueFilter(server_id, organisation_id, overdue, limit),
+        queue_views.QueueFilter(
+            server_id,
+            organisation_id,
+            overdue,
+            limit,
+            after=decode_key_cursor(cursor) if cursor else None,
+        ),
     )
     return QueueOut(
         items=[
@@ -83,6 +91,7 @@ def get_queue(
             )
             for u in view.unreachable
         ],
+        next_cursor=view.next_cursor,
     )
 
 

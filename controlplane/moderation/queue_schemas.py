@@ -51,9 +51,12 @@ class UnreachableOut(Output):
 
 class QueueOut(Output):
     items: list[QueueItemOut]
-    total: int = Field(description="open reports matching the filters (items holds the first)")
+    total: int = Field(description="open reports matching the filters, on every page")
     unreachable: list[UnreachableOut] = Field(
         description="staffed servers whose reports could not be pulled: the list may miss theirs"
+    )
+    next_cursor: str | None = Field(
+        default=None, description="pass as cursor for the next page; null on the last"
     )
 
 

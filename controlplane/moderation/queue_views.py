@@ -17,6 +17,7 @@ from controlplane.auth.principal import Principal
 from controlplane.auth.roles import Perm, StaffPerm
 from controlplane.moderation import access
 from controlplane.moderation.reports import ModerationFeed, ModerationReport
+from controlplane.pagination import encode_key_cursor
 from controlplane.problems import InvalidInput, NotFound
 from controlplane.servers.models import Server
 from controlplane.sqltypes import utcnow
@@ -31,6 +32,9 @@ class QueueFilter:
     organisation_id: uuid.UUID | None = None
     overdue_only: bool = False
     limit: int = 100
+    # The next page starts after this (due_at, report id); from the last
+    # page's next_cursor.
+    after: tuple[datetime, uuid.UUID] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class QueueView:
     items: list[QueueItem]
     total: int
     unreachable: list[Unreachable]
+    next_cursor: str | None = None
 
 
 def open_queue(
@@ -74,7 +79,9 @@ def open_queue(
 ) -> QueueView:
     """Open reports of every staffed server, most overdue first, then the
     closest to due. Filters are SQL; the order needs each server's agreed
-    response time, so the (bounded) set is ordered here."""
+    response time, so the (bounded) set is ordered here. Pages follow one
+    another by (due time, report id), so a report resolved meanwhile does
+    not shift the next page; `total` counts every page."""
     principal.require_staff(StaffPerm.fleet_read)
     now = now or utcnow()
     staffed = {
@@ -127,7 +134,13 @@ def open_queue(
         for feed in feeds
         if feed.failing_since is not None
     ]
-    return QueueView(items[: min(filters.limit, MAX_QUEUE)], len(items), unreachable)
+    size = min(filters.limit, MAX_QUEUE)
+    after = filters.after
+    following = [i for i in items if after is None or (i.due_at, i.report.id) > after]
+    page = following[:size]
+    more = len(following) > size
+    cursor = encode_key_cursor(page[-1].due_at, page[-1].report.id) if more else None
+    return QueueView(page, len(items), unreachable, cursor)
 
 
 # -- an organisation's figures -----------------------------------------------------------

@@ -108,6 +108,32 @@ def test_pull_fills_the_queue_by_urgency_and_names_unreachable_servers(
     assert dead["since"]
     assert "ConnectError" in dead["error"]
 
+    assert listed["total"] == 4
+    assert listed["next_cursor"] is None
+    # Page by page, in the same order, each report once; total counts all.
+    first_page = queue_of(client, fleet, limit="3")
+    assert [i["report"]["remote_id"] for i in first_page["items"]] == ["11", "14", "12"]
+    assert first_page["total"] == 4
+    last_page = queue_of(client, fleet, limit="3", cursor=first_page["next_cursor"])
+    assert [i["report"]["remote_id"] for i in last_page["items"]] == ["10"]
+    assert last_page["total"] == 4
+    assert last_page["next_cursor"] is None
+    overdue_page = queue_of(client, fleet, overdue="true", limit="1")
+    assert [i["report"]["remote_id"] for i in overdue_page["items"]] == ["11"]
+    overdue_rest = queue_of(
+        client, fleet, overdue="true", limit="1", cursor=overdue_page["next_cursor"]
+    )
+    assert [i["report"]["remote_id"] for i in overdue_rest["items"]] == ["14"]
+    assert overdue_rest["next_cursor"] is None
+    forged = client.get(
+        "/api/v1/moderation/queue",
+        params={"cursor": "not-a-cursor"},
+        headers=fleet.headers("alice"),
+    )
+    assert forged.status_code == 422
+    assert forged.headers["content-type"].startswith(PROBLEM)
+    assert "cursor" in forged.json()["detail"]
+
     overdue = queue_of(client, fleet, overdue="true")
     assert [i["report"]["remote_id"] for i in overdue["items"]] == ["11", "14"]
     assert queue_of(client, fleet, server_id=str(fleet.server_id))["total"] == 4

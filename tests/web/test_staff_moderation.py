@@ -5,6 +5,7 @@ API with the person's own moderator token. Both databases."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -42,6 +43,13 @@ def rows(page: httpx.Response) -> list[tuple[str, str, str]]:
 
 def remote_ids(page: httpx.Response) -> list[str]:
     return [remote for _, remote, _ in rows(page)]
+
+
+def next_page(page: httpx.Response) -> str:
+    """Where the page's "Next page" link leads."""
+    link = re.search(r'<a href="\?([^"]+)" rel="next">Next page', page.text)
+    assert link is not None, "no next page"
+    return "/staff/moderation?" + html.unescape(link.group(1))
 
 
 def seed_rows(fleet: Fleet) -> dict[str, str]:
@@ -129,6 +137,27 @@ def test_staff_see_the_queue_by_urgency_with_filters(web: TestClient, fleet: Fle
     # The dead server is named, with since when; its reports may be missing.
     assert re.search(r"not reachable since \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", page.text)
     assert "ConnectError: connection refused" in page.text
+
+    # Page by page through the "Next page" link, which keeps the filters
+    # and the page size; each report once, in the same order.
+    first = web.get("/staff/moderation", params={"limit": "2"})
+    assert remote_ids(first) == ["41", "44"]
+    assert "The 2 most urgent of 5 open reports." in first.text
+    second = web.get(next_page(first))
+    assert remote_ids(second) == ["42", "43"]
+    assert "2 more of 5 open reports, by urgency." in second.text
+    third = web.get(next_page(second))
+    assert remote_ids(third) == ["45"]
+    assert 'rel="next"' not in third.text
+    assert 'rel="next"' not in page.text  # five fit on the default page
+    overdue_first = web.get("/staff/moderation", params={"overdue": "1", "limit": "1"})
+    assert remote_ids(overdue_first) == ["41"]
+    overdue_rest = web.get(next_page(overdue_first))
+    assert remote_ids(overdue_rest) == ["44"]
+    assert 'rel="next"' not in overdue_rest.text
+    forged = web.get("/staff/moderation", params={"cursor": "not-a-cursor"})
+    assert forged.status_code == 422
+    assert "the cursor is not one this API handed out" in forged.text
 
     assert remote_ids(web.get("/staff/moderation", params={"overdue": "1"})) == ["41", "44"]
     dead_only = web.get("/staff/moderation", params={"server": str(fleet.dead_server_id)})

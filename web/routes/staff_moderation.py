@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
@@ -17,6 +17,7 @@ from controlplane.moderation import access, queue_actions, queue_views
 from controlplane.moderation.mastodon_admin import ReportChange
 from controlplane.moderation.queue_schemas import AccountActionIn
 from controlplane.moderation.reports import ModerationReport
+from controlplane.pagination import decode_key_cursor
 from controlplane.problems import NotFound
 from controlplane.servers.domains import unicode_form
 from controlplane.servers.models import Server
@@ -73,6 +74,8 @@ def moderation_queue(
     organisation: str = "",
     overdue: str = "",
     resolved: str = "",
+    cursor: str = "",
+    limit: Annotated[int, Query(ge=1, le=queue_views.MAX_QUEUE)] = 100,
 ) -> Response:
     overdue_only = overdue in ("1", "true", "on")
     view = queue_views.open_queue(
@@ -82,6 +85,8 @@ def moderation_queue(
             server_id=parse_id(server),
             organisation_id=parse_id(organisation),
             overdue_only=overdue_only,
+            limit=limit,
+            after=decode_key_cursor(cursor) if cursor else None,
         ),
     )
     # Every staffed server, not only those with reports, so a filter can be
@@ -98,10 +103,10 @@ def moderation_queue(
         row = session.get(ModerationReport, resolved_id)
         if row is not None and row.action_taken:
             just_resolved = {"id": row.id, "label": _label(session, row)}
-    query = urlencode(
-        {k: v for k, v in (("server", server), ("organisation", organisation)) if v}
-        | ({"overdue": "1"} if overdue_only else {})
+    chosen = {k: v for k, v in (("server", server), ("organisation", organisation)) if v} | (
+        {"overdue": "1"} if overdue_only else {}
     )
+    query = urlencode(chosen)
     return render(
         request,
         "staff/moderation.html",
@@ -112,6 +117,9 @@ def moderation_queue(
             "org_choices": sorted(org_names.items(), key=lambda item: item[1].lower()),
             "filters": {"server": server, "organisation": organisation, "overdue": overdue_only},
             "back": query,
+            "later_page": bool(cursor),
+            # The next page keeps the filters and the page size.
+            "pager_query": "&" + urlencode(chosen | {"limit": str(limit)}),
             "actions": ACTIONS,
             "duration": duration,
             "just_resolved": just_resolved,
