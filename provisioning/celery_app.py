@@ -50,6 +50,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
             # Webhooks bring reports in at once; the pull catches what they
             # missed, well inside any response time agreed.
             "moderation": {"task": "herd.moderation.pull_reports", "schedule": 300.0},
+            # Failed moderator grants back off from 5 minutes; a look a minute
+            # starts them on time.
+            "moderators": {
+                "task": "herd.moderation.settle_access",
+                "schedule": max(60.0, settings.reconcile_seconds),
+            },
         },
     )
     return app

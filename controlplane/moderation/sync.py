@@ -9,6 +9,12 @@ generates, leavers are marked for revocation); its second runs
 playbooks/moderators.yml with every live row and confirms on the rows what
 the run did. A job started for any reason therefore does the right thing
 for the newest state, and a run repeated after a crash changes nothing.
+
+`settle_all`, a periodic task, starts a job for every active server whose
+access is not yet what is wanted, with none under way: after a job that
+failed (an unreachable host), a server placed after its team was assigned,
+a staff member who lost their staff role. Failed jobs in a row space the
+next try out, so a host down for a day gets a handful of jobs, not hundreds.
 """
 
 from __future__ import annotations
@@ -16,14 +22,16 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.billing.addons import moderation_active
 from controlplane.crypto import secret_box
 from controlplane.jobs import service as jobs
-from controlplane.jobs.models import Job, JobState
+from controlplane.jobs.models import FINISHED, Job, JobState
 from controlplane.moderation.models import (
     AccessState,
     Assignment,
@@ -52,6 +60,12 @@ SCOPES = (
 # Rows whose token should work on the server (or soon will).
 LIVE = (AccessState.pending, AccessState.granted)
 _REMOVED = frozenset({ServerState.deprovisioning, ServerState.deleted})
+# The wait before a try after failed jobs: this, doubled for each failure in
+# a row, up to RETRY_CAP.
+RETRY_AFTER = timedelta(minutes=5)
+RETRY_CAP = timedelta(hours=6)
+# Marks the jobs settle_all started, for its back-off.
+SETTLE_PARAM = "settle"
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,9 @@ class Wanted:
     email: str
 
 
-def request_sync(session: Session, server_id: uuid.UUID) -> Job:
+def request_sync(
+    session: Session, server_id: uuid.UUID, params: dict[str, Any] | None = None
+) -> Job:
     """A `moderators` job for the server, sent once the caller commits. A job
     not yet picked up will read the newest state when it runs, so it serves;
     one already running may have read the state before this change."""
@@ -77,7 +93,7 @@ def request_sync(session: Session, server_id: uuid.UUID) -> Job:
     from provisioning.registry import pipelines
 
     return jobs.create_job(
-        session, MODERATORS_JOB, pipelines()[MODERATORS_JOB].step_names, server_id
+        session, MODERATORS_JOB, pipelines()[MODERATORS_JOB].step_names, server_id, params
     )
 
 
@@ -226,3 +242,94 @@ def moderator_secrets(session: Session, server_id: uuid.UUID) -> list[str]:
         )
         if value
     ]
+
+
+@dataclass(frozen=True)
+class Settled:
+    checked: int  # active servers with staffing or access rows
+    started: list[uuid.UUID]  # servers given a job
+    waiting: int  # unsettled, but a job is under way or the next try is not due
+
+
+def settle_all(engine: Engine, now: datetime | None = None) -> Settled:
+    """Start a `moderators` job for each active server whose access rows are
+    not what is wanted and that has none under way or in its back-off.
+    Each server commits on its own."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        staffed = set(session.exec(select(Assignment.server_id)).all())
+        with_rows = set(
+            session.exec(
+                select(ModeratorAccess.server_id)
+                .where(col(ModeratorAccess.state).in_([*LIVE, AccessState.revoking]))
+                .distinct()
+            ).all()
+        )
+        server_ids = sorted(
+            session.exec(
+                select(Server.id).where(
+                    col(Server.id).in_(staffed | with_rows),
+                    Server.state == ServerState.active,
+                    col(Server.host_id).is_not(None),
+                )
+            ).all()
+        )
+    started, waiting = [], 0
+    for server_id in server_ids:
+        with Session(engine) as session:
+            server = session.get(Server, server_id)
+            if (
+                server is None
+                or server.state != ServerState.active
+                or not _unsettled(session, server)
+            ):
+                continue
+            if not _may_start(session, server_id, now):
+                waiting += 1
+                continue
+            request_sync(session, server_id, {SETTLE_PARAM: True})
+            session.commit()
+            started.append(server_id)
+    return Settled(len(server_ids), started, waiting)
+
+
+def _unsettled(session: Session, server: Server) -> bool:
+    """Whether a run is owed: a row still to confirm on the server, or the
+    live rows are not the moderators wanted now."""
+    rows = session.exec(
+        select(ModeratorAccess.mastodon_username, ModeratorAccess.state).where(
+            ModeratorAccess.server_id == server.id,
+            col(ModeratorAccess.state).in_([*LIVE, AccessState.revoking]),
+        )
+    ).all()
+    if any(state != AccessState.granted for _, state in rows):
+        return True
+    return {username for username, _ in rows} != set(wanted(session, server))
+
+
+def _may_start(session: Session, server_id: uuid.UUID, now: datetime) -> bool:
+    """No `moderators` job under way, the last one ended RETRY_AFTER ago,
+    doubled for each job in a row that failed or that this loop started
+    and left the server unsettled (so a run that succeeds without settling
+    cannot loop either). A job staff cancelled is not overridden."""
+    recent = session.exec(
+        select(Job)
+        .where(Job.server_id == server_id, Job.kind == MODERATORS_JOB)
+        .order_by(col(Job.created_at).desc())
+        .limit(12)
+    ).all()
+    if not recent:
+        return True
+    in_a_row = 0
+    for job in recent:
+        if job.state not in FINISHED:
+            return False
+        if job.state == JobState.cancelled:
+            if job is recent[0]:
+                return False
+            break
+        if job.state != JobState.failed and not job.params.get(SETTLE_PARAM):
+            break
+        in_a_row += 1
+    wait = min(RETRY_AFTER * 2 ** max(in_a_row - 1, 0), RETRY_CAP)
+    return now >= (recent[0].finished_at or recent[0].created_at) + wait

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +24,10 @@ from controlplane.moderation import access, sync
 from controlplane.moderation.models import AccessState, Assignment, ModeratorAccess
 from controlplane.problems import PROBLEM_JSON
 from controlplane.servers.models import Server
+from controlplane.sqltypes import utcnow
+from controlplane.tenancy.models import User
+from provisioning import moderation_tasks
+from provisioning.celery_app import celery_app
 from provisioning.registry import redactor_for
 from tests.factories import World, build_world, fingerprint
 from tests.moderation.staffing import COVERAGE, make_team, order_moderation, staff_users
@@ -380,3 +385,87 @@ def test_the_moderators_job_on_a_server_not_placed_yet(
     row = _access(engine, server_id)["alice"]
     assert (row.state, row.token_encrypted) == (AccessState.revoked, None)
     assert _actions(engine)[-2:] == ["moderation.assign", "moderation.unassign"]
+
+
+def _end_job(engine: Engine, job_id: uuid.UUID, state: JobState, at: datetime) -> None:
+    """What the worker records when a job ends (the runner's own tests cover
+    how it gets there)."""
+    with Session(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.state, job.finished_at = state, at
+        job.error = "moderators.yml unreachable on h1" if state == JobState.failed else None
+        session.add(job)
+        session.commit()
+
+
+def test_unsettled_access_gets_a_job_again_with_back_off(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A failed `moderators` job is tried again by the periodic settle: 5
+    minutes after it ended, then 10, doubling; never beside a job under way,
+    never over a job staff cancelled, never for a server already settled."""
+    (alice, _), (bob, _) = staff_users(engine, 2)
+    team = make_team(client, world.headers("operator"), [(alice, "alice"), (bob, "bob")])
+    server_id = world.ids["server"]
+    order_moderation(engine, server_id)
+    assigned = client.put(
+        f"/api/v1/servers/{server_id}/moderation",
+        headers=world.headers("operator"),
+        json={"team_id": team["id"], "response_hours": 2},
+    ).json()
+    # The same staffing on a server never placed is left alone.
+    order_moderation(engine, world.ids["requested_server"])
+    client.put(
+        f"/api/v1/servers/{world.ids['requested_server']}/moderation",
+        headers=world.headers("operator"),
+        json={"team_id": team["id"], "response_hours": 2},
+    )
+    schedule = celery_app.conf.beat_schedule["moderators"]
+    assert schedule["task"] == moderation_tasks.SETTLE_TASK == "herd.moderation.settle_access"
+    t0 = utcnow()
+
+    def settle(minutes: float) -> sync.Settled:
+        return sync.settle_all(engine, t0 + timedelta(minutes=minutes))
+
+    def jobs_now() -> list[Job]:
+        return sorted(_jobs(engine, server_id), key=lambda j: j.created_at)
+
+    # The assignment's own job is under way: nothing more.
+    assert settle(0) == sync.Settled(checked=1, started=[], waiting=1)
+    first = uuid.UUID(assigned["job_id"])
+    _plan(engine, server_id)  # its first step made the tokens
+    _end_job(engine, first, JobState.failed, t0)
+    assert {r.state for r in _access(engine, server_id).values()} == {AccessState.pending}
+
+    assert settle(4.9).started == []
+    assert settle(5).started == [server_id]
+    second = jobs_now()[-1]
+    assert second.params == {sync.SETTLE_PARAM: True}
+    assert second.state == JobState.pending
+    assert settle(6).started == []  # one job at a time
+    _end_job(engine, second.id, JobState.failed, t0 + timedelta(minutes=6))
+    assert settle(15.9).started == []  # two failures in a row: 10 minutes
+    assert settle(16).started == [server_id]
+    third = jobs_now()[-1]
+    # The host is back: the run grants both, and the server is settled.
+    assert _confirm_run(engine, server_id) == {"granted": ["alice", "bob"], "revoked": []}
+    _end_job(engine, third.id, JobState.succeeded, t0 + timedelta(minutes=17))
+    assert settle(120) == sync.Settled(checked=1, started=[], waiting=0)
+    assert len(jobs_now()) == 3
+
+    # Bob's account is deactivated: no change went through Herd's API, and
+    # the next look takes his access away.
+    with Session(engine) as session:
+        user = session.get(User, bob)
+        assert user is not None
+        user.is_active = False
+        session.add(user)
+        session.commit()
+    assert settle(121).started == [server_id]
+    fourth = jobs_now()[-1]
+    assert _plan(engine, server_id) == {"added": [], "removed": ["bob"]}
+    _end_job(engine, fourth.id, JobState.cancelled, t0 + timedelta(minutes=122))
+    # Staff cancelled it: not started again behind their back, however long.
+    assert settle(24 * 60) == sync.Settled(checked=1, started=[], waiting=1)
+    assert len(jobs_now()) == 4
